@@ -1,0 +1,269 @@
+"""The trainer's configuration: one frozen value object whose defaults are the book's (textbook ch. 4-4).
+
+Validation happens here, once, so every entry point (Python, YAML, `--set`) fails with the same one-line message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dqn_core.envs import EnvSpec, resolve_env
+from dqn_core.errors import ConfigError
+
+REWARD_MODES = ("book", "env")
+TIME_LIMIT_MODES = ("terminal", "bootstrap")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything one DQN training run needs except its seed. Defaults reproduce the book."""
+
+    env_id: str = "CartPole-v0"
+    """Gymnasium environment id; CartPole-v0 (200 steps) is the book's, CartPole-v1 (500 steps) also works."""
+    max_episodes: int = 500
+    """Episodes an agent may use before it counts as unsolved (book: NUM_EPISODES)."""
+    gamma: float = 0.99
+    """Discount factor, in (0, 1]."""
+    warmup: int = 10
+    """The first `warmup` steps of every episode are acted out but not stored in replay (book: WARMUP)."""
+    epsilon_start: float = 1.0
+    """Exploration rate at total step 0 (book: E_START)."""
+    epsilon_stop: float = 0.01
+    """Exploration rate the decay approaches (book: E_STOP)."""
+    epsilon_decay_rate: float = 0.001
+    """epsilon = stop + (start - stop) * exp(-rate * total_steps) (book: E_DECAY_RATE)."""
+    memory_size: int = 10_000
+    """Replay capacity in transitions; the oldest is overwritten when full (book: MEMORY_SIZE)."""
+    batch_size: int = 32
+    """Transitions per gradient step; training starts once replay holds this many (book: BATCH_SIZE)."""
+    hidden_sizes: tuple[int, ...] = (16, 16, 16)
+    """Units of each ReLU hidden layer of the Q-network."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    target_refresh_episodes: int = 1
+    """Copy the online weights into the target network at the start of every N-th episode (book: 1)."""
+    success_threshold: int = 190
+    """An episode that lasts at least this many steps is a success."""
+    successes_to_solve: int = 5
+    """Training stops after this many consecutive successes; the episode count at that point is the objective."""
+    reward_mode: str = "book"
+    """`book`: 0 per step, +1 at an episode end of >= success_threshold steps; `env`: gymnasium's reward."""
+    time_limit: str = "terminal"
+    """`terminal`: the time-limit cut is a terminal state (book); `bootstrap`: bootstrap through truncation."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.hidden_sizes, list):
+            object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        _check_types(self)
+        _check_ranges(self)
+
+    @property
+    def env(self) -> EnvSpec:
+        """The resolved environment (cached per id)."""
+        return resolve_env(self.env_id)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with `changes` applied and validated; unknown names are a ConfigError."""
+        return TrainConfig.from_mapping({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only, so the result can go to YAML, JSON or an MLflow param list as is."""
+        data = dataclasses.asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        return data
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build from a mapping (parsed YAML, say), rejecting unknown keys with a did-you-mean hint."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping of config keys, got {type(data).__name__}")
+        known = field_names()
+        for key in data:
+            if key not in known:
+                hint = difflib.get_close_matches(str(key), known, n=1)
+                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise ConfigError(f"{source}: unknown config key '{key}'{suggestion}")
+        return cls(**{key: coerce_value(key, value) for key, value in data.items()})
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def field_doc(name: str) -> str:
+    """The one-line docstring under a field, for `--help` texts."""
+    return _FIELD_DOCS.get(name, "")
+
+
+def coerce_value(key: str, value: Any) -> Any:
+    """Turn a parsed value (YAML scalar or a `--set` string) into the field's type, or raise ConfigError."""
+    kind = _FIELD_TYPES[key]
+    if isinstance(value, str) and kind is not str:
+        value = _scalar(value)
+    if kind == "tuple[int, ...]":
+        if isinstance(value, str):
+            value = [_scalar(part) for part in value.split(",") if part.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list of integers, got {value!r}")
+        return tuple(_as_int(f"{key} entry", item) for item in value)
+    if kind is int:
+        return _as_int(key, value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line, typed by the field it names."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects key=value, got '{text}'")
+    if key not in _FIELD_TYPES:
+        hint = difflib.get_close_matches(key, field_names(), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise ConfigError(f"--set: unknown config key '{key}'{suggestion}")
+    return key, coerce_value(key, raw.strip())
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Read a YAML file of TrainConfig keys (a `trainer:` section is also accepted) and apply overrides."""
+    data = read_yaml_mapping(path)
+    if "trainer" in data and isinstance(data["trainer"], Mapping):
+        data = data["trainer"]
+    return TrainConfig.from_mapping({**data, **(overrides or {})}, source=str(path))
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The one place YAML files are parsed; every failure becomes a ConfigError naming the file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text.strip()
+
+
+def _as_int(key: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def _check_types(config: TrainConfig) -> None:
+    for name in _FIELD_TYPES:
+        value = getattr(config, name)
+        coerced = coerce_value(name, value)
+        if coerced != value or type(coerced) is not type(value):
+            object.__setattr__(config, name, coerced)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_ranges(c: TrainConfig) -> None:
+    finite = all(
+        math.isfinite(getattr(c, n))
+        for n in ("gamma", "epsilon_start", "epsilon_stop", "epsilon_decay_rate", "learning_rate")
+    )
+    _require(finite, "float config values must be finite numbers")
+    _require(0.0 < c.gamma <= 1.0, f"gamma must be in (0, 1], got {c.gamma}")
+    _require(c.max_episodes >= 1, f"max_episodes must be >= 1, got {c.max_episodes}")
+    _require(c.warmup >= 0, f"warmup must be >= 0, got {c.warmup}")
+    _require(0.0 <= c.epsilon_stop <= 1.0, f"epsilon_stop must be in [0, 1], got {c.epsilon_stop}")
+    _require(
+        c.epsilon_stop <= c.epsilon_start <= 1.0,
+        f"epsilon_start must be in [epsilon_stop, 1] = [{c.epsilon_stop}, 1], got {c.epsilon_start}",
+    )
+    _require(c.epsilon_decay_rate >= 0.0, f"epsilon_decay_rate must be >= 0, got {c.epsilon_decay_rate}")
+    _require(c.memory_size >= 1, f"memory_size must be >= 1, got {c.memory_size}")
+    _require(
+        1 <= c.batch_size <= c.memory_size,
+        f"batch_size must be in [1, memory_size={c.memory_size}], got {c.batch_size}",
+    )
+    _require(len(c.hidden_sizes) >= 1, "hidden_sizes must name at least one hidden layer")
+    _require(
+        all(units >= 1 for units in c.hidden_sizes),
+        f"hidden_sizes entries must be >= 1 unit, got {list(c.hidden_sizes)}",
+    )
+    _require(0.0 < c.learning_rate <= 1.0, f"learning_rate must be in (0, 1], got {c.learning_rate}")
+    _require(
+        c.target_refresh_episodes >= 1,
+        f"target_refresh_episodes must be >= 1, got {c.target_refresh_episodes}",
+    )
+    _require(c.successes_to_solve >= 1, f"successes_to_solve must be >= 1, got {c.successes_to_solve}")
+    _require(c.reward_mode in REWARD_MODES, f"reward_mode must be one of {REWARD_MODES}, got '{c.reward_mode}'")
+    _require(c.time_limit in TIME_LIMIT_MODES, f"time_limit must be one of {TIME_LIMIT_MODES}, got '{c.time_limit}'")
+    env = resolve_env(c.env_id)  # raises ConfigError for unknown or unsupported ids
+    _require(
+        1 <= c.success_threshold <= env.max_steps,
+        f"success_threshold must be in [1, {env.max_steps}] for {c.env_id}, got {c.success_threshold}",
+    )
+
+
+def _collect_field_docs() -> dict[str, str]:
+    """Field docstrings live in the class source, as in CleanRL's Args; read them once for --help."""
+    import ast
+    import inspect
+    import itertools
+    import textwrap
+
+    tree = ast.parse(textwrap.dedent(inspect.getsource(TrainConfig)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+        ):
+            docs[node.target.id] = str(following.value.value)
+    return docs
+
+
+def _field_types() -> dict[str, Any]:
+    mapping = {"int": int, "float": float, "str": str}
+    return {f.name: mapping.get(str(f.type), str(f.type)) for f in dataclasses.fields(TrainConfig)}
+
+
+_FIELD_TYPES: dict[str, Any] = _field_types()
+_FIELD_DOCS = _collect_field_docs()

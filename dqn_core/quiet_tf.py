@@ -1,0 +1,34 @@
+"""TensorFlow, imported without its C++ start-up banner on stderr.
+
+TF 2.21 logs oneDNN/CPU-feature notices while loading and at its first op, and ignores TF_CPP_MIN_LOG_LEVEL when
+it is set from inside Python, so the import and one warm-up op run with file descriptor 2 pointed at /dev/null.
+Python exceptions still propagate (they are printed after stderr is restored).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _import_quietly():
+    if "tensorflow" in sys.modules or os.environ.get("DQN_SWEEP_TF_VERBOSE"):
+        import tensorflow
+
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+
+        tensorflow.constant(0.0) + 1.0  # the first op prints the CPU-feature notice
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
+
+
+tf = _import_quietly()

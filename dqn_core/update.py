@@ -1,0 +1,110 @@
+"""The book's DQN update for K agents at once: Huber TD loss, then one Adam step per agent.
+
+The book builds targets from the online network's own predictions and overwrites the taken action's entry, then
+calls Keras `fit` with Huber loss; the untaken entries have zero error, so the loss equals the taken action's Huber
+error divided by the number of actions (Keras averages over the output axis). We compute exactly that, without
+the extra forward passes. Adam follows Keras 3's update (epsilon added to sqrt(v), bias correction in the step).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from dqn_core.network import Params, q_values
+from dqn_core.quiet_tf import tf
+
+ADAM_BETA_1 = 0.9
+ADAM_BETA_2 = 0.999
+ADAM_EPSILON = 1e-7  # Keras' default
+HUBER_DELTA = 1.0
+
+
+class Batch(NamedTuple):
+    """A minibatch per agent: obs/next_obs [K, B, obs_dim] float32, the rest [K, B]."""
+
+    obs: tf.Tensor
+    action: tf.Tensor
+    reward: tf.Tensor
+    next_obs: tf.Tensor
+    terminated: tf.Tensor
+    truncated: tf.Tensor
+
+
+class AdamState(NamedTuple):
+    m: list[tf.Tensor]
+    v: list[tf.Tensor]
+    t: tf.Tensor  # [K] int32: updates applied so far, per agent
+
+
+class UpdateHyper(NamedTuple):
+    """Per-agent [K] values the update needs."""
+
+    gamma: tf.Tensor
+    learning_rate: tf.Tensor
+    batch_size: tf.Tensor  # int32; rows beyond it in the padded batch are masked out
+    bootstrap_truncation: tf.Tensor  # bool
+
+
+def td_targets(target_params: Params, batch: Batch, hyper: UpdateHyper) -> tf.Tensor:
+    """r + gamma * max_a Q_target(s', a), or r where the transition ends the return."""
+    max_next = tf.reduce_max(q_values(target_params, batch.next_obs), axis=-1)
+    ends = tf.where(hyper.bootstrap_truncation[:, None], batch.terminated, batch.terminated | batch.truncated)
+    return tf.where(ends, batch.reward, batch.reward + hyper.gamma[:, None] * max_next)
+
+
+def huber_td_loss(params: Params, batch: Batch, targets: tf.Tensor, hyper: UpdateHyper) -> tf.Tensor:
+    """Per-agent loss [K], as Keras' Huber with mean reduction would report it for the book's targets."""
+    q = q_values(params, batch.obs)
+    n_actions = tf.cast(tf.shape(q)[-1], tf.float32)
+    q_taken = tf.gather(q, batch.action, batch_dims=2)
+    abs_error = tf.abs(q_taken - targets)
+    quadratic = tf.minimum(abs_error, HUBER_DELTA)
+    linear = abs_error - quadratic
+    per_sample = (0.5 * tf.square(quadratic) + HUBER_DELTA * linear) / n_actions
+    rows = tf.range(tf.shape(per_sample)[1])[None, :]
+    mask = tf.cast(rows < hyper.batch_size[:, None], tf.float32)
+    return _pairwise_row_sum(per_sample * mask) / tf.cast(hyper.batch_size, tf.float32)
+
+
+def _pairwise_row_sum(x: tf.Tensor) -> tf.Tensor:
+    """Sum [K, B] over B in a fixed halving order, so zero rows padded on by a population with larger batches
+    leave the sum bit-identical (XLA's own reduction order depends on B)."""
+    rows = x.shape[1]
+    width = 1 << max(0, (rows - 1).bit_length())
+    x = tf.pad(x, [[0, 0], [0, width - rows]])
+    while width > 1:
+        width //= 2
+        x = x[:, :width] + x[:, width:]
+    return x[:, 0]
+
+
+def dqn_update(
+    params: Params,
+    target_params: Params,
+    adam: AdamState,
+    batch: Batch,
+    hyper: UpdateHyper,
+    apply: tf.Tensor,
+) -> tuple[Params, AdamState, tf.Tensor]:
+    """One gradient step for the agents where `apply` [K] is true; others keep weights and optimizer state."""
+    targets = tf.stop_gradient(td_targets(target_params, batch, hyper))
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        loss = huber_td_loss(params, batch, targets, hyper)
+        total = tf.reduce_sum(loss)  # agents share no weights, so each gets its own gradient
+    grads = tape.gradient(total, params)
+
+    t = adam.t + tf.cast(apply, tf.int32)
+    step = tf.cast(t, tf.float32)
+    alpha = hyper.learning_rate * tf.sqrt(1.0 - ADAM_BETA_2**step) / (1.0 - ADAM_BETA_1**step)
+    new_params, new_m, new_v = [], [], []
+    for p, g, m, v in zip(params, grads, adam.m, adam.v, strict=True):
+        shape = [-1] + [1] * (len(p.shape) - 1)
+        on = tf.reshape(apply, shape)
+        m_next = m + (g - m) * (1.0 - ADAM_BETA_1)
+        v_next = v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2)
+        p_next = p - (m_next * tf.reshape(alpha, shape)) / (tf.sqrt(v_next) + ADAM_EPSILON)
+        new_params.append(tf.where(on, p_next, p))
+        new_m.append(tf.where(on, m_next, m))
+        new_v.append(tf.where(on, v_next, v))
+    return new_params, AdamState(new_m, new_v, t), loss

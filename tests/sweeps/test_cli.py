@@ -1,0 +1,56 @@
+"""The CLI in-process: the book-style log, saving, and one-line errors with exit code 2."""
+
+import pytest
+
+from dqn_core import TrainedAgent
+from sweeps.cli import main
+
+
+def test_train_prints_book_style_log_and_summary(capsys, tmp_path):
+    code = main(["train", "--seed", "0", "--set", "max_episodes=3", "--save", str(tmp_path / "a.npz")])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith("Episode: 1, Steps: ") and ", Epsilon: 0.9" in out[0]
+    assert out[2].startswith("Episode: 3, ")
+    assert "not solved within 3 episodes" in out[3]
+    assert TrainedAgent.load(tmp_path / "a.npz").config.max_episodes == 3
+
+
+def test_train_reads_yaml_config(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("max_episodes: 2\nwarmup: 0\n")
+    assert main(["train", "--config", str(path), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Episode:" not in out and "not solved within 2 episodes" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--set", "gamma=1.5"], "gamma must be in (0, 1]"),
+        (["train", "--set", "batch_size=abc"], "batch_size must be an integer"),
+        (["train", "--set", "gama=0.9"], "did you mean 'gamma'"),
+        (["train", "--set", "env_id=Nope-v0"], "unknown env_id"),
+        (["train", "--set", "batch_size=20000"], "batch_size must be in [1, memory_size=10000]"),
+        (["train", "--config", "/does/not/exist.yaml"], "config file not found"),
+        (["train", "--seed", "-3"], "--seed must be >= 0"),
+        (["train", "--seed", "x"], "invalid int value"),
+        (["train", "--bogus"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "Traceback" not in captured.err
+
+
+def test_help_lists_config_keys(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for key in ("gamma", "epsilon_decay_rate", "batch_size", "warmup", "reward_mode", "time_limit"):
+        assert key in out
