@@ -85,12 +85,17 @@ def train_population(
     *,
     on_episode: EpisodeHook | None = None,
     ticks_per_call: int = DEFAULT_TICKS_PER_CALL,
+    batch_rows: int | None = None,
 ) -> list[TrainResult]:
-    """Train independent (config, seed) agents in lockstep; results come back in the order given."""
+    """Train independent (config, seed) agents in lockstep; results come back in the order given.
+
+    `batch_rows` pads every minibatch to at least that many (masked) rows: a sweep passes its largest batch size
+    so every batch of trials reuses one compiled graph. Results do not depend on it.
+    """
     if not members:
         raise ConfigError("a population needs at least one (config, seed) member")
     _check_shared(members)
-    run = _PopulationRun(members, ticks_per_call)
+    run = _PopulationRun(members, ticks_per_call, batch_rows or 0)
     return run.train(on_episode)
 
 
@@ -109,8 +114,8 @@ def _check_shared(members: Sequence[tuple[TrainConfig, int]]) -> None:
 
 
 MIN_POPULATION = 2
-"""XLA rewrites a batch of one into a plain dot whose gradient rounds differently (~1e-10), which grows into a
-different trajectory; padding a lone agent with an idle slot keeps alone and population runs bitwise equal."""
+"""XLA specialises a population of one (a size-1 axis is folded away), which rounds some sums differently; padding
+a lone agent with an idle slot keeps alone and population runs bitwise equal."""
 
 
 def _bucket(n: int) -> int:
@@ -133,14 +138,14 @@ class _Record:
 class _PopulationRun:
     """The host side of one population: slot bookkeeping, hooks, compaction."""
 
-    def __init__(self, members: Sequence[tuple[TrainConfig, int]], ticks_per_call: int) -> None:
+    def __init__(self, members: Sequence[tuple[TrainConfig, int]], ticks_per_call: int, min_rows: int) -> None:
         if ticks_per_call < 1:
             raise ConfigError(f"ticks_per_call must be >= 1, got {ticks_per_call}")
         self.members = list(members)
         self.ticks = ticks_per_call
         env = members[0][0].env
         self.max_steps, self.n_actions = env.max_steps, env.n_actions
-        self.batch_rows = max(c.batch_size for c, _ in members)
+        self.batch_rows = max(min_rows, *(c.batch_size for c, _ in members))
         self.records = [_Record() for _ in members]
         size = _bucket(len(members))
         self.slots = np.array([*range(len(members)), *[-1] * (size - len(members))])

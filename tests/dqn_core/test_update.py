@@ -110,3 +110,31 @@ def test_padded_rows_change_nothing():
     for x, y in zip(exact, padded, strict=True):
         np.testing.assert_array_equal(x, y)
     assert exact_loss == padded_loss
+
+
+@pytest.mark.parametrize(("n_agents", "rows"), [(16, 128), (64, 32), (64, 128)])
+def test_update_bits_do_not_depend_on_population_size(n_agents, rows):
+    """Large populations once made XLA pick another dot kernel; the fixed-order layers must not care."""
+    online, target = init_params(SIZES, 8), init_params(SIZES, 9)
+    s, a, r, s2, terminated, truncated = _minibatch(rows, seed=11)
+
+    def update(k):
+        def stack(x):
+            return tf.constant(np.stack([x] * k))
+
+        batch = Batch(stack(s), stack(a), stack(r), stack(s2), stack(terminated), stack(truncated))
+        params = [stack(w) for w in online]
+        hyper = UpdateHyper(tf.fill([k], GAMMA), tf.fill([k], 1e-3), tf.fill([k], 32), tf.zeros([k], tf.bool))
+        adam = AdamState(
+            [tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], tf.zeros([k], tf.int32)
+        )
+        step = tf.function(dqn_update, jit_compile=True)
+        for _ in range(3):
+            params, adam, loss = step(params, [stack(w) for w in target], adam, batch, hyper, tf.ones([k], tf.bool))
+        return [p.numpy()[0] for p in params], loss.numpy()[0]
+
+    small, small_loss = update(2)
+    large, large_loss = update(n_agents)
+    for x, y in zip(small, large, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert small_loss == large_loss
