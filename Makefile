@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format train benchmarks clean
+.PHONY: install test lint format train sweep benchmarks clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,9 +30,13 @@ format: $(STAMP)
 train: $(STAMP)
 	$(BIN)/dqn-sweep train
 
+sweep: $(STAMP)
+	$(BIN)/dqn-sweep run --config sweeps/configs/default.yaml
+
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/sample_efficiency.py
+	$(BIN)/python benchmarks/sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

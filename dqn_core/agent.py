@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +43,10 @@ class TrainedAgent:
 
     def play(self, *, seed: int = 0, render: bool = False) -> EpisodePlay:
         """Run one greedy episode in gymnasium (time limit included), optionally collecting RGB frames."""
+        if render:  # pygame renders off-screen; without these SDL looks for a display and a runtime dir
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+            os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+            os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
         env = make_env(self.config.env_id, render_mode="rgb_array" if render else None)
         try:
             obs, _ = env.reset(seed=seed)

@@ -9,9 +9,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from pathlib import Path
+from typing import Any, NoReturn
+
+from sweeps.stores import DEFAULT_TRACKING_URI, JOURNAL_NAME
+from sweeps.strategies import PRUNERS, SAMPLERS
 
 EXIT_USAGE = 2
+DEFAULT_SWEEP = Path(__file__).parent / "configs" / "default.yaml"
 
 
 class UsageError(Exception):
@@ -59,7 +64,155 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--save", metavar="AGENT.npz", help="save the trained agent (weights + config) here")
     train.add_argument("--quiet", action="store_true", help="print only the summary")
     train.set_defaults(handler=_cmd_train)
+
+    run = commands.add_parser(
+        "run",
+        help="run (or resume) an Optuna sweep tracked in MLflow",
+        description="Run a hyperparameter sweep: trials are asked in batches, every (trial x seed) agent of a batch "
+        "trains in one population, each trial's value is the median over seeds of the episodes to five consecutive "
+        "successes (lower is better). Running the same command again resumes the study: --n-trials is the total "
+        "number of finished (complete + pruned) trials, not an increment. Options given here override the sweep "
+        "file's `study:` section.",
+        epilog=f"samplers: {', '.join(SAMPLERS)}\npruners: {', '.join(PRUNERS)}\n"
+        f"defaults: MLflow store {DEFAULT_TRACKING_URI} (or $MLFLOW_TRACKING_URI), Optuna journal file "
+        f"'{JOURNAL_NAME}' beside it",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", default=str(DEFAULT_SWEEP), metavar="SWEEP.yaml", help="sweep file (%(default)s)")
+    run.add_argument("--n-trials", type=int, help="total finished trials the study should hold (file: 32)")
+    run.add_argument("--study-name", help="Optuna study and MLflow experiment name (default: the file's stem)")
+    _add_store_options(run)
+    run.add_argument("--n-seeds", type=int, help="seeds per trial; the value is their median (file: 3)")
+    run.add_argument("--trials-per-batch", type=int, help="trials asked and trained together (file: 8)")
+    run.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (file: tpe)")
+    run.add_argument("--pruner", help=f"one of {', '.join(PRUNERS)} (file: reachable)")
+    run.add_argument("--seed", type=int, help="sampler seed: the same seed gives the same trial sequence")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    run.set_defaults(handler=_cmd_run)
+
+    best = commands.add_parser(
+        "best",
+        help="show the best trial of a study",
+        description="Print the best complete trial's value, per-seed values and parameters as a table.",
+    )
+    best.add_argument("--study-name", help="study to read (may be left out when the storage holds only one)")
+    _add_store_options(best)
+    best.set_defaults(handler=_cmd_best)
+
+    replay = commands.add_parser(
+        "replay",
+        help="re-train a trial's agent and write a GIF of one greedy episode",
+        description="Re-train the trial's median seed alone (bit-identical to its run in the sweep), render one "
+        "greedy episode headless to a GIF, and log the GIF to the trial's MLflow run.",
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", type=int, metavar="N", help="trial number")
+    which.add_argument("--run-id", metavar="ID", help="MLflow run id of the trial")
+    replay.add_argument("--study-name", help="study to read (may be left out when the storage holds only one)")
+    replay.add_argument("--out", default=None, metavar="FILE.gif", help="where to write the GIF (replay-<N>.gif)")
+    _add_store_options(replay)
+    replay.set_defaults(handler=_cmd_replay)
     return parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage", metavar="URL", help="Optuna storage: journal:PATH or an RDB URL such as postgresql://..."
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help=f"MLflow tracking URI (default $MLFLOW_TRACKING_URI or {DEFAULT_TRACKING_URI})",
+    )
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.runner import SweepOptions, describe_counts, run_sweep, trials_per_minute
+    from sweeps.space import load_sweep
+    from sweeps.stores import check_tracking_uri, storage_url, tracking_uri
+
+    sweep = load_sweep(args.config)
+    study = sweep.study
+    uri = tracking_uri(args.tracking_uri)
+    check_tracking_uri(uri)
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return value if value is not None else study.get(name, default)
+
+    options = SweepOptions(
+        sweep=sweep,
+        study_name=args.study_name or study.get("study_name") or Path(args.config).stem,
+        n_trials=pick("n_trials", 32),
+        n_seeds=pick("n_seeds", 3),
+        trials_per_batch=pick("trials_per_batch", 8),
+        sampler=pick("sampler", "tpe"),
+        pruner=pick("pruner", "reachable"),
+        seed=pick("seed", None),
+        storage=storage_url(args.storage, uri),
+        tracking_uri=uri,
+        progress=not args.no_progress,
+        command_line=" ".join(["dqn-sweep", *sys.argv[1:]]),
+    )
+    summary = run_sweep(options)
+    rate = trials_per_minute(summary.new_trials, summary.seconds)
+    tracked = summary.tracking_seconds
+    print(
+        f"study '{summary.study_name}': {describe_counts(summary.counts)}; this run finished {summary.new_trials} "
+        f"trials in {summary.seconds:.1f} s ({rate:.1f} trials/min)"
+    )
+    share = _share(tracked["trials"], summary.seconds)
+    print(
+        f"MLflow tracking: {tracked['trials']:.2f} s for the trials' runs ({share} of the sweep), "
+        f"{tracked['setup']:.2f} s opening the store, {tracked['best']:.2f} s for the best agent"
+    )
+    if summary.best_number is not None:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in summary.best_params.items())
+        print(f"best trial {summary.best_number}: {summary.best_value:g} episodes to solve ({params})")
+    for note in summary.notes:
+        print(note)
+    print(f"browse: mlflow ui --backend-store-uri {uri}")
+    if summary.interrupted:
+        print(
+            "interrupted: finished trials were kept; running ones are FAIL in Optuna, KILLED in MLflow", file=sys.stderr
+        )
+        return 130
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from sweeps.inspect import best_table, load_existing_study
+
+    study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
+    print(best_table(study))
+    return 0
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from sweeps.inspect import find_trial, load_existing_study
+    from sweeps.runner import write_replay
+    from sweeps.stores import tracking_uri
+    from sweeps.tracking import StudyTracker
+
+    study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
+    trial = find_trial(study, number=args.trial, run_id=args.run_id)
+    out = Path(args.out or f"replay-{trial.number}.gif")
+    if out.suffix.lower() != ".gif":
+        raise UsageError(f"dqn-sweep replay: --out must end in .gif, got {out}")
+    tracker = StudyTracker(tracking_uri(args.tracking_uri), study.study_name, tags={})
+    path, steps, note = write_replay(study, tracker, trial, out, log_agent=False)
+    print(f"trial {trial.number}: wrote {path} ({steps}-step greedy episode) and logged it to its MLflow run")
+    if note:
+        print(note, file=sys.stderr)
+    return 0
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole > 0 else "n/a"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -1,0 +1,59 @@
+"""Files a trial leaves behind: its config as YAML, a learning-curve PNG, and a GIF of one greedy episode."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from dqn_core.agent import TrainedAgent
+
+
+def write_config_yaml(path: Path, config: Mapping[str, Any], seeds: Sequence[int]) -> Path:
+    path.write_text(yaml.safe_dump({"trainer": dict(config), "seeds": list(seeds)}, sort_keys=False))
+    return path
+
+
+def write_learning_curve(
+    path: Path, steps_per_seed: Mapping[int, Sequence[int]], *, threshold: int, title: str
+) -> Path:
+    """Steps per episode for every seed, with the success threshold: the picture people look at first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=80)
+    try:
+        for seed, steps in steps_per_seed.items():
+            ax.plot(np.arange(1, len(steps) + 1), steps, lw=1.2, label=f"seed {seed}")
+        ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"success ({threshold})")
+        ax.set(xlabel="episode", ylabel="steps", title=title)
+        ax.legend(loc="lower right", fontsize="small")
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_episode_gif(path: Path, agent: TrainedAgent, *, seed: int = 0, scale: float = 0.5, fps: int = 25) -> int:
+    """Render one greedy episode headless (gymnasium's rgb_array) to a looping GIF; returns the episode length.
+
+    Frames are halved in size and every second one is kept (CartPole renders at 50 fps): a 200-step episode
+    becomes a ~1 MB, 4-second GIF instead of a 20 MB one.
+    """
+    from PIL import Image
+
+    play = agent.play(seed=seed, render=True)
+    keep = play.frames[:: max(1, round(50 / fps))]
+    images = []
+    for frame in keep:
+        image = Image.fromarray(frame)
+        size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+        images.append(image.resize(size, Image.Resampling.BILINEAR).quantize(colors=32))
+    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    return play.steps

@@ -1,0 +1,63 @@
+"""Read-only access to finished studies for `best` and `replay`: never creates a store or a study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from dqn_core.errors import ConfigError
+from sweeps.stores import JOURNAL_PREFIX, open_optuna_storage, storage_url, tracking_uri
+
+
+def load_existing_study(name: str | None, storage: str | None, tracking: str | None) -> optuna.Study:
+    """The named study (or the only one in the storage); a missing store or study is a ConfigError."""
+    url = storage_url(storage, tracking_uri(tracking))
+    if url.startswith(JOURNAL_PREFIX) and not Path(url[len(JOURNAL_PREFIX) :]).is_file():
+        raise ConfigError(f"no Optuna journal at {url[len(JOURNAL_PREFIX) :]}; run a sweep first or pass --storage")
+    backend = open_optuna_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(backend, include_best_trial=False)]
+    if name is None:
+        if len(names) != 1:
+            listed = ", ".join(names) if names else "none"
+            raise ConfigError(f"--study-name is required: the storage holds {len(names)} studies ({listed})")
+        name = names[0]
+    if name not in names:
+        raise ConfigError(f"unknown study '{name}' (the storage holds: {', '.join(names) or 'no studies'})")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=backend)
+
+
+def find_trial(study: optuna.Study, *, number: int | None, run_id: str | None) -> FrozenTrial:
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        if (number is not None and trial.number == number) or (
+            run_id is not None and trial.user_attrs.get("mlflow_run_id") == run_id
+        ):
+            if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+                raise ConfigError(
+                    f"trial {trial.number} of '{study.study_name}' is {trial.state.name}; nothing to replay"
+                )
+            return trial
+    what = f"trial {number}" if number is not None else f"a trial with MLflow run id {run_id}"
+    raise ConfigError(f"study '{study.study_name}' has no {what} ({len(trials)} trials)")
+
+
+def best_table(study: optuna.Study) -> str:
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    if not complete:
+        raise ConfigError(f"study '{study.study_name}' has no complete trial yet")
+    best = min(complete, key=lambda t: (t.value, t.number))
+    per_seed = best.user_attrs.get("episodes_to_solve_per_seed", {})
+    rows = [
+        ("study", study.study_name),
+        ("best trial", str(best.number)),
+        ("episodes to solve (median)", f"{best.value:g}"),
+        ("per seed", ", ".join(f"seed {s}: {v}" for s, v in per_seed.items())),
+        ("censored", str(best.user_attrs.get("censored", False))),
+        ("MLflow run", best.user_attrs.get("mlflow_run_id", "-")),
+    ]
+    rows += [(name, f"{value:.6g}" if isinstance(value, float) else str(value)) for name, value in best.params.items()]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

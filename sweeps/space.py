@@ -1,0 +1,203 @@
+"""Sweep configuration files: the base trainer config, the search space, and the study's defaults.
+
+A sweep YAML has three sections (`sweeps/configs/default.yaml` is the reference):
+
+    study:         # defaults for `dqn-sweep run` options (the command line wins)
+      n_trials: 32
+    trainer:       # TrainConfig keys; anything not set keeps the book's value
+      max_episodes: 300
+    search_space:  # TrainConfig keys -> distributions
+      gamma: {type: float, low: 0.9, high: 0.999}
+      batch_size: {type: categorical, choices: [16, 32, 64]}
+
+Everything is validated when the file is loaded, so a typo fails before any study or run is created.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dqn_core.config import TrainConfig, coerce_value, field_names, read_yaml_mapping
+from dqn_core.errors import ConfigError
+
+PARAM_KINDS = ("float", "int", "categorical")
+SHARED_IN_POPULATION = ("env_id", "hidden_sizes")  # compiled into the graph shape; cannot vary between trials
+SECTIONS = ("study", "trainer", "search_space")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ParamSpec:
+    """One searched TrainConfig field."""
+
+    name: str
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+
+    def suggest(self, trial: Any) -> Any:
+        """Draw this parameter from an Optuna trial."""
+        if self.kind == "categorical":
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        return trial.suggest_float(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def grid_values(self) -> list[Any]:
+        """Every value a grid sampler visits; floats need a step."""
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.step is None and self.kind == "float":
+            raise ConfigError(f"the grid sampler needs a step or choices for '{self.name}'")
+        step = self.step or 1
+        count = math.floor((self.high - self.low) / step + 1e-9) + 1
+        values = [self.low + i * step for i in range(count)]
+        return [int(v) for v in values] if self.kind == "int" else [round(v, 12) for v in values]
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "categorical":
+            return value in self.choices
+        return self.low <= value <= self.high
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            return f"{self.name}: one of {list(self.choices)}"
+        scale = ", log" if self.log else ""
+        step = f", step {self.step}" if self.step is not None else ""
+        return f"{self.name}: {self.kind} in [{self.low}, {self.high}]{scale}{step}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepFile:
+    """A parsed, validated sweep YAML."""
+
+    path: str
+    base: TrainConfig
+    space: tuple[ParamSpec, ...]
+    study: dict[str, Any] = field(default_factory=dict)
+
+    def config_for(self, params: Mapping[str, Any]) -> TrainConfig:
+        """The trainer config of one trial: the base with the sampled values applied (and validated)."""
+        try:
+            return self.base.replace(**params)
+        except ConfigError as exc:
+            raise ConfigError(f"{self.path}: sampled parameters {dict(params)} are invalid: {exc}") from None
+
+
+STUDY_KEYS = {
+    "n_trials": int,
+    "n_seeds": int,
+    "trials_per_batch": int,
+    "sampler": str,
+    "pruner": str,
+    "seed": int,
+    "study_name": str,
+}
+
+
+def load_sweep(path: str | Path) -> SweepFile:
+    data = read_yaml_mapping(path)
+    source = str(path)
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section '{key}' (expected {', '.join(SECTIONS)})")
+    trainer = data.get("trainer") or {}
+    base = TrainConfig.from_mapping(trainer, source=f"{source} [trainer]")
+    space = parse_space(data.get("search_space") or {}, source=f"{source} [search_space]")
+    study = _parse_study(data.get("study") or {}, source=f"{source} [study]")
+    for spec in space:  # every corner of the space must be a valid trainer config
+        for value in _corners(spec):
+            try:
+                base.replace(**{spec.name: value})
+            except ConfigError as exc:
+                raise ConfigError(f"{source} [search_space] {spec.name}={value!r} is invalid: {exc}") from None
+    return SweepFile(path=source, base=base, space=space, study=study)
+
+
+def parse_space(data: Mapping[str, Any], *, source: str) -> tuple[ParamSpec, ...]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of parameter names to distributions")
+    known = set(field_names())
+    specs = []
+    for name, body in data.items():
+        if name not in known:
+            raise ConfigError(f"{source}: '{name}' is not a trainer parameter")
+        if name in SHARED_IN_POPULATION:
+            raise ConfigError(f"{source}: '{name}' cannot be searched (it fixes the compiled network/env shape)")
+        specs.append(_parse_param(name, body, source))
+    return tuple(specs)
+
+
+def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
+    where = f"{source} {name}"
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"{where}: expected a mapping like {{type: float, low: 0.9, high: 0.999}}")
+    allowed = {"type", "low", "high", "log", "step", "choices"}
+    for key in body:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
+    kind = body.get("type")
+    if kind not in PARAM_KINDS:
+        raise ConfigError(f"{where}: type must be one of {PARAM_KINDS}, got {kind!r}")
+    if kind == "categorical":
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ConfigError(f"{where}: categorical needs a non-empty list of choices")
+        if set(body) - {"type", "choices"}:
+            raise ConfigError(f"{where}: categorical takes only choices")
+        return ParamSpec(name=name, kind=kind, choices=tuple(coerce_value(name, c) for c in choices))
+    if "choices" in body:
+        raise ConfigError(f"{where}: choices belong to type categorical")
+    low, high = body.get("low"), body.get("high")
+    for label, value in (("low", low), ("high", high)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {label} must be a number, got {value!r}")
+    if low > high:
+        raise ConfigError(f"{where}: low ({low}) must not exceed high ({high})")
+    log = body.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{where}: log must be true or false")
+    if log and low <= 0:
+        raise ConfigError(f"{where}: a log scale needs low > 0, got {low}")
+    step = body.get("step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
+        raise ConfigError(f"{where}: step must be a positive number, got {step!r}")
+    if step is not None and log:
+        raise ConfigError(f"{where}: step and log cannot be combined")
+    if kind == "int":
+        for label, value in (("low", low), ("high", high), ("step", step)):
+            if value is not None and float(value) != int(value):
+                raise ConfigError(f"{where}: {label} must be an integer for type int, got {value}")
+        coerce_value(name, int(low))  # the field itself must be an integer field
+        return ParamSpec(name=name, kind=kind, low=int(low), high=int(high), log=log, step=step)
+    if isinstance(coerce_value(name, low), int):
+        raise ConfigError(f"{where}: '{name}' is an integer parameter; use type int")
+    return ParamSpec(name=name, kind=kind, low=float(low), high=float(high), log=log, step=step)
+
+
+def _parse_study(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping")
+    out = {}
+    for key, value in data.items():
+        if key not in STUDY_KEYS:
+            raise ConfigError(f"{source}: unknown key '{key}' (allowed: {', '.join(STUDY_KEYS)})")
+        kind = STUDY_KEYS[key]
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
+        if kind is str and not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _corners(spec: ParamSpec) -> list[Any]:
+    if spec.kind == "categorical":
+        return list(spec.choices)
+    return [spec.low, spec.high]

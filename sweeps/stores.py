@@ -1,0 +1,90 @@
+"""Where studies and runs live: the MLflow tracking URI and the Optuna storage, with one-line errors.
+
+Defaults are embedded and safe for several local processes: MLflow in `sqlite:///mlflow.db`, Optuna in a journal
+file beside it (Optuna's documented choice for parallel workers; SQLite is not). `--storage URL` takes any RDB URL
+Optuna supports (PostgreSQL for many machines) or `journal:PATH`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from pathlib import Path
+
+from dqn_core.errors import ConfigError
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+JOURNAL_NAME = "optuna-journal.log"
+JOURNAL_PREFIX = "journal:"
+
+
+def tracking_uri(cli_value: str | None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded default."""
+    return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def redact(url: str) -> str:
+    """Hide a password in a URL (scheme://user:secret@host -> scheme://user:***@host)."""
+    return re.sub(r"(//[^/:@]+:)[^@/]*@", r"\1***@", url)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :])
+    return None
+
+
+def default_journal(tracking: str) -> Path:
+    """The journal file sits beside mlflow.db, so the two stores of a sweep travel together."""
+    db = sqlite_path(tracking)
+    return (db.parent if db is not None else Path.cwd()) / JOURNAL_NAME
+
+
+def storage_url(cli_value: str | None, tracking: str) -> str:
+    """The Optuna storage the user means, as a URL we can show in tags and messages (password redacted there)."""
+    if cli_value:
+        return cli_value
+    return JOURNAL_PREFIX + str(default_journal(tracking))
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Fail early, in one line, where a local store cannot be written."""
+    db = sqlite_path(uri)
+    if db is not None:
+        folder = db.parent if str(db.parent) else Path(".")
+        if not folder.resolve().is_dir():
+            raise ConfigError(f"tracking store folder does not exist: {folder}")
+        if db.exists() and db.stat().st_size > 0 and not _looks_like_sqlite(db):
+            raise ConfigError(f"tracking store {db} exists but is not an SQLite database")
+    elif not re.match(r"^(https?|postgresql(\+\w+)?|mysql(\+\w+)?|sqlite|file|databricks)://", uri) and not (
+        uri.startswith("/") or uri.startswith(".")
+    ):
+        raise ConfigError(f"unsupported tracking URI '{redact(uri)}'")
+
+
+def open_optuna_storage(url: str):
+    """An Optuna storage object for `url`; every failure becomes a ConfigError without the password."""
+    import optuna
+
+    try:
+        if url.startswith(JOURNAL_PREFIX):
+            path = Path(url[len(JOURNAL_PREFIX) :])
+            if not path.parent.resolve().is_dir():
+                raise ConfigError(f"journal folder does not exist: {path.parent}")
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(str(path)))
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and exactly what we want
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"cannot open Optuna storage {redact(url)}: {redact(reason)}") from None
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(16) == b"SQLite format 3\x00"

@@ -1,0 +1,61 @@
+"""A tiny real sweep (journal storage + SQLite MLflow store in tmp_path) shared by the sweep tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sweeps.cli import main
+
+TINY_SWEEP = """
+study:
+  n_trials: 6
+  n_seeds: 2
+  trials_per_batch: 3
+  sampler: tpe
+  pruner: reachable
+  seed: 7
+trainer:
+  max_episodes: 60
+search_space:
+  gamma: {type: float, low: 0.9, high: 0.999}
+  epsilon_decay_rate: {type: float, low: 0.001, high: 0.01, log: true}
+  batch_size: {type: categorical, choices: [16, 32]}
+  warmup: {type: int, low: 0, high: 10}
+  learning_rate: {type: categorical, choices: [0.00001, 0.001, 0.003]}
+"""
+
+
+class Stores:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.config = root / "tiny.yaml"
+        self.config.write_text(TINY_SWEEP)
+        self.journal = root / "optuna-journal.log"
+        self.tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+
+    def argv(self, *extra: str, study: str = "tiny") -> list[str]:
+        return [
+            "run",
+            "--config",
+            str(self.config),
+            "--study-name",
+            study,
+            "--storage",
+            f"journal:{self.journal}",
+            "--tracking-uri",
+            self.tracking_uri,
+            "--no-progress",
+            *extra,
+        ]
+
+    def run(self, *extra: str, study: str = "tiny") -> int:
+        return main(self.argv(*extra, study=study))
+
+
+@pytest.fixture(scope="session")
+def tiny_sweep(tmp_path_factory) -> Stores:
+    stores = Stores(tmp_path_factory.mktemp("tiny_sweep"))
+    assert stores.run() == 0
+    return stores

@@ -1,0 +1,64 @@
+"""Sweep files: the default is valid and contains the book; every malformed space is one readable error."""
+
+import pytest
+
+from dqn_core.config import TrainConfig
+from dqn_core.errors import ConfigError
+from sweeps.cli import DEFAULT_SWEEP
+from sweeps.space import load_sweep
+
+
+def test_default_sweep_searches_the_book_knobs_and_contains_the_book():
+    sweep = load_sweep(DEFAULT_SWEEP)
+    names = {p.name for p in sweep.space}
+    assert {"gamma", "epsilon_decay_rate", "batch_size", "warmup"} <= names
+    book = TrainConfig()
+    for spec in sweep.space:
+        assert spec.contains(getattr(book, spec.name)), spec.describe()
+    assert sweep.study["n_trials"] >= 32 and sweep.study["n_seeds"] == 3
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("searchspace: {}\n", "unknown section 'searchspace'"),
+        ("search_space:\n  gama: {type: float, low: 0.9, high: 0.99}\n", "'gama' is not a trainer parameter"),
+        ("search_space:\n  gamma: {type: float, low: 0.99, high: 0.9}\n", "low (0.99) must not exceed high (0.9)"),
+        ("search_space:\n  batch_size: {type: categorical, choices: []}\n", "non-empty list of choices"),
+        ("search_space:\n  gamma: {type: normal, low: 0.9, high: 0.99}\n", "type must be one of"),
+        ("search_space:\n  gamma: {type: float, low: 0.9, high: 0.99, lo: 1}\n", "unknown key 'lo'"),
+        ("search_space:\n  learning_rate: {type: float, low: 0, high: 0.1, log: true}\n", "log scale needs low > 0"),
+        ("search_space:\n  batch_size: {type: float, low: 16, high: 64}\n", "integer parameter; use type int"),
+        ("search_space:\n  warmup: {type: int, low: 0.5, high: 10}\n", "must be an integer for type int"),
+        ("search_space:\n  hidden_sizes: {type: categorical, choices: [[16], [32]]}\n", "cannot be searched"),
+        ("search_space:\n  batch_size: {type: int, low: 16, high: 20000}\n", "batch_size=20000 is invalid"),
+        ("search_space:\n  gamma: {type: float, low: 0.5, high: 1.5}\n", "gamma=1.5 is invalid"),
+        ("search_space:\n  gamma: {type: float, low: x, high: 0.9}\n", "low must be a number"),
+        ("search_space: [gamma]\n", "expected a mapping"),
+        ("study: {n_trials: many}\n", "n_trials must be an integer"),
+        ("study: {trials: 3}\n", "unknown key 'trials'"),
+        ("trainer: {gamma: 2}\n", "gamma must be in (0, 1]"),
+        ("search_space:\n  gamma: [unclosed\n", "invalid YAML at line"),
+    ],
+)
+def test_bad_sweep_files(tmp_path, text, message):
+    with pytest.raises(ConfigError) as info:
+        load_sweep(_write(tmp_path, text))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_grid_values(tmp_path):
+    text = (
+        "search_space:\n  warmup: {type: int, low: 0, high: 10, step: 5}\n"
+        "  gamma: {type: float, low: 0.9, high: 0.99, step: 0.045}\n"
+    )
+    warmup, gamma = load_sweep(_write(tmp_path, text)).space
+    assert warmup.grid_values() == [0, 5, 10]
+    assert gamma.grid_values() == [0.9, 0.945, 0.99]

@@ -1,0 +1,210 @@
+"""End-to-end sweeps on real stores: Optuna journal + MLflow SQLite, checked through their own clients."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from dqn_core.config import TrainConfig
+from sweeps.cli import main
+from sweeps.runner import retrain_agent
+from sweeps.stores import open_optuna_storage
+
+SEARCHED = ("gamma", "epsilon_decay_rate", "batch_size", "warmup", "learning_rate")
+
+
+def _study(stores, name="tiny"):
+    return optuna.load_study(study_name=name, storage=open_optuna_storage(f"journal:{stores.journal}"))
+
+
+def _trial_runs(client, experiment_id):
+    runs = client.search_runs([experiment_id], "tags.`dqn_sweep.role` = 'trial'", max_results=1000)
+    return {int(r.data.tags["dqn_sweep.trial_number"]): r for r in runs}
+
+
+def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
+    study = _study(tiny_sweep)
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6 and not [t for t in trials if t.state == TrialState.RUNNING]
+    book = TrainConfig()
+    assert trials[0].params == {name: getattr(book, name) for name in SEARCHED}  # the baseline is trial 0
+    for trial in finished:
+        if trial.state == TrialState.COMPLETE:
+            per_seed = trial.user_attrs["episodes_to_solve_per_seed"]
+            assert set(per_seed) == {"0", "1"} and all(5 <= v <= 61 for v in per_seed.values())
+            assert trial.value == (per_seed["0"] + per_seed["1"]) / 2  # the median of two seeds
+            assert trial.user_attrs["censored"] == any(v == 61 for v in per_seed.values())
+        else:
+            bounds = trial.user_attrs["lower_bound_per_seed"]
+            assert set(bounds) == {"0", "1"} and all(5 <= v <= 61 for v in bounds.values())
+
+    client = MlflowClient(tiny_sweep.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    parents = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    runs = _trial_runs(client, experiment.experiment_id)
+    assert sorted(runs) == [t.number for t in finished]
+    for trial in finished:
+        run = runs[trial.number]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["dqn_sweep.state"] == trial.state.name
+        assert run.data.tags["dqn_sweep.sampler"] == "tpe" and run.data.tags["dqn_sweep.pruner"] == "reachable"
+        assert run.info.status == "FINISHED"
+        for name in SEARCHED:
+            assert float(run.data.params[name]) == pytest.approx(float(trial.params[name]))
+        assert run.data.params["seeds"] == "0,1" and run.data.params["max_episodes"] == "60"
+        history = client.get_metric_history(run.info.run_id, "seed_0/steps")
+        assert [m.step for m in history] == list(range(1, len(history) + 1)) and len(history) >= 1
+        assert all(1 <= m.value <= 200 for m in history)
+        assert {"seed_1/epsilon", "wall_time_s", "env_steps"} <= set(run.data.metrics)
+        if trial.state == TrialState.COMPLETE:
+            assert run.data.metrics["episodes_to_solve"] == trial.value
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"config.yaml", "learning_curve.png"} <= names
+
+    best = runs[study.best_trial.number]
+    names = {a.path for a in client.list_artifacts(best.info.run_id)}
+    assert "greedy_episode.gif" in names and any(n.startswith("agent_seed") for n in names)
+
+
+def test_pruned_trials_are_pruned_in_both_stores(tiny_sweep):
+    study = _study(tiny_sweep)
+    pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+    assert pruned, "the tiny sweep includes a learning rate of 1e-5, which the reachable pruner must stop"
+    client = MlflowClient(tiny_sweep.tracking_uri)
+    runs = _trial_runs(client, client.get_experiment_by_name("tiny").experiment_id)
+    best = study.best_value
+    for trial in pruned:
+        assert runs[trial.number].data.tags["dqn_sweep.state"] == "PRUNED"
+        last = trial.intermediate_values[trial.last_step]
+        assert last >= best  # pruned only once the lower bound could no longer beat a finished trial
+
+
+def test_best_trial_alone_reproduces_its_value(tiny_sweep):
+    study = _study(tiny_sweep)
+    best = study.best_trial
+    for seed, value in best.user_attrs["episodes_to_solve_per_seed"].items():
+        _, solved_at = retrain_agent(study, best, int(seed))
+        assert (solved_at or 61) == value
+
+
+def test_resume_adds_only_missing_trials(tiny_sweep, tmp_path):
+    import shutil
+
+    from tests.sweeps.conftest import Stores
+
+    stores = Stores(tmp_path)  # a copy, so the session fixture stays as the other tests expect
+    shutil.copy(tiny_sweep.journal, stores.journal)
+    shutil.copy(tiny_sweep.root / "mlflow.db", tmp_path / "mlflow.db")
+    shutil.copytree(tiny_sweep.root / "mlruns", tmp_path / "mlruns", dirs_exist_ok=True) if (
+        tiny_sweep.root / "mlruns"
+    ).exists() else None
+    before = _study(stores).get_trials(deepcopy=False)
+    assert stores.run("--n-trials", "6") == 0  # already complete: nothing to do
+    assert len(_study(stores).get_trials(deepcopy=False)) == len(before)
+    assert stores.run("--n-trials", "8", "--trials-per-batch", "2") == 0
+    trials = _study(stores).get_trials(deepcopy=False)
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 8
+    for old, new in zip(before, trials, strict=False):
+        assert (old.params, old.value, old.state) == (new.params, new.value, new.state)
+    client = MlflowClient(stores.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")) == 1
+    assert len(_trial_runs(client, experiment.experiment_id)) == 8
+
+
+def test_same_seed_same_trials(tiny_sweep, tmp_path):
+    from tests.sweeps.conftest import Stores
+
+    again = Stores(tmp_path)
+    assert again.run() == 0
+    first = _study(tiny_sweep).get_trials(deepcopy=False)[:6]
+    second = _study(again).get_trials(deepcopy=False)[:6]
+    assert [(t.params, t.value, t.state) for t in first] == [(t.params, t.value, t.state) for t in second]
+
+
+def test_best_and_replay_commands(tiny_sweep, capsys, tmp_path):
+    common = ["--storage", f"journal:{tiny_sweep.journal}", "--tracking-uri", tiny_sweep.tracking_uri]
+    assert main(["best", *common]) == 0
+    out = capsys.readouterr().out
+    study = _study(tiny_sweep)
+    assert f"best trial                  {study.best_trial.number}" in out
+    assert f"{study.best_value:g}" in out and "gamma" in out
+
+    gif = tmp_path / "replay.gif"
+    assert main(["replay", "--trial", "0", "--out", str(gif), *common]) == 0
+    assert gif.read_bytes()[:6] == b"GIF89a"
+    run_id = study.trials[0].user_attrs["mlflow_run_id"]
+    client = MlflowClient(tiny_sweep.tracking_uri)
+    assert "greedy_episode.gif" in {a.path for a in client.list_artifacts(run_id)}
+
+
+def _checksums(folder):
+    import hashlib
+
+    return {
+        p.relative_to(folder): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--sampler", "annealing"], "unknown sampler 'annealing'"),
+        (["--pruner", "hyperband"], "unknown pruner 'hyperband'"),
+        (["--n-trials", "0"], "n-trials must be >= 1"),
+        (["--n-seeds", "0"], "n-seeds must be >= 1"),
+        (["--trials-per-batch", "-2"], "trials-per-batch must be >= 1"),
+        (["--n-trials", "ten"], "invalid int value"),
+        (["--storage", "journal:/no/such/dir/j.log"], "journal folder does not exist"),
+        (["--storage", "postgresql://bob:hunter2@127.0.0.1:1/optuna"], "cannot open Optuna storage"),
+        (["--tracking-uri", "sqlite:////no/such/dir/mlflow.db"], "tracking store folder does not exist"),
+        (["--config", "/no/such/sweep.yaml"], "config file not found"),
+    ],
+)
+def test_run_bad_input_is_one_line_and_changes_nothing(tiny_sweep, capsys, extra, message):
+    before = _checksums(tiny_sweep.root)
+    assert tiny_sweep.run(*extra) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "hunter2" not in err
+    assert _checksums(tiny_sweep.root) == before
+
+
+def test_resuming_with_another_sweep_config_is_refused(tiny_sweep, capsys, tmp_path):
+    before = _checksums(tiny_sweep.root)
+    other = tmp_path / "other.yaml"
+    other.write_text(tiny_sweep.config.read_text().replace("max_episodes: 60", "max_episodes: 61"))
+    argv = tiny_sweep.argv()
+    argv[argv.index("--config") + 1] = str(other)
+    assert main(argv) == 2
+    assert "was created from a different sweep config" in capsys.readouterr().err
+    assert _checksums(tiny_sweep.root) == before
+
+
+def test_tracking_store_that_is_not_sqlite(tmp_path, capsys):
+    from tests.sweeps.conftest import Stores
+
+    stores = Stores(tmp_path)
+    (tmp_path / "mlflow.db").write_text("this is not a database")
+    assert stores.run() == 2
+    assert "is not an SQLite database" in capsys.readouterr().err
+    assert (tmp_path / "mlflow.db").read_text() == "this is not a database"
+
+
+def test_unknown_study_for_best_and_replay(tiny_sweep, capsys, tmp_path):
+    common = ["--storage", f"journal:{tiny_sweep.journal}", "--tracking-uri", tiny_sweep.tracking_uri]
+    assert main(["best", "--study-name", "nope", *common]) == 2
+    assert "unknown study 'nope'" in capsys.readouterr().err
+    assert main(["replay", "--trial", "999", *common]) == 2
+    assert "has no trial 999" in capsys.readouterr().err
+    missing = ["--storage", f"journal:{tmp_path / 'none.log'}"]
+    assert main(["best", *missing]) == 2
+    assert "no Optuna journal at" in capsys.readouterr().err
+    assert not (tmp_path / "none.log").exists()
