@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--n-seeds", type=int, help="seeds per trial; the value is their median (file: 3)")
     run.add_argument("--trials-per-batch", type=int, help="trials asked and trained together (file: 8)")
     run.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (file: tpe)")
-    run.add_argument("--pruner", help=f"one of {', '.join(PRUNERS)} (file: reachable)")
+    run.add_argument("--pruner", help=f"one of {', '.join(PRUNERS)} (file: none)")
     run.add_argument("--seed", type=int, help="sampler seed: the same seed gives the same trial sequence")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     run.set_defaults(handler=_cmd_run)
@@ -112,6 +112,33 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--out", default=None, metavar="FILE.gif", help="where to write the GIF (replay-<N>.gif)")
     _add_store_options(replay)
     replay.set_defaults(handler=_cmd_replay)
+
+    validate = commands.add_parser(
+        "validate",
+        help="re-train the top configurations and the book on held-out seeds",
+        description="Re-train the study's top complete trials and the book default on seeds no trial used "
+        "(10000, 10001, ...), all as one population; log one MLflow run per configuration and print the held-out "
+        "medians with bootstrap 95%% CIs beside the in-sweep values.",
+    )
+    validate.add_argument("--study", "--study-name", dest="study_name", help="study (optional if only one)")
+    validate.add_argument("--top", type=int, default=3, help="how many of the best trials (%(default)s)")
+    validate.add_argument("--seeds", type=int, default=10, help="held-out seeds per configuration (%(default)s)")
+    _add_store_options(validate)
+    validate.set_defaults(handler=_cmd_validate)
+
+    report = commands.add_parser(
+        "report",
+        help="write a self-contained HTML report of a study",
+        description="Write one HTML file (plots inline, no external resources): optimization history, parameter "
+        "importances, parallel coordinates, parameter effects, top configurations with bootstrap CIs beside the "
+        "book, learning curves, held-out validation and the best agent's GIF. Also logged to the study's MLflow "
+        "parent run.",
+    )
+    report.add_argument("--study", "--study-name", dest="study_name", help="study (optional if only one)")
+    report.add_argument("--out", metavar="FILE.html", help="output file (reports/<study>.html)")
+    report.add_argument("--top", type=int, default=5, help="configurations in the comparison table (%(default)s)")
+    _add_store_options(report)
+    report.set_defaults(handler=_cmd_report)
     return parser
 
 
@@ -129,7 +156,8 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from sweeps.runner import SweepOptions, describe_counts, run_sweep, trials_per_minute
     from sweeps.space import load_sweep
-    from sweeps.stores import check_tracking_uri, storage_url, tracking_uri
+    from sweeps.stores import check_tracking_uri, redact, storage_url, tracking_uri
+    from sweeps.tracking import trials_view_path
 
     sweep = load_sweep(args.config)
     study = sweep.study
@@ -147,7 +175,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         n_seeds=pick("n_seeds", 3),
         trials_per_batch=pick("trials_per_batch", 8),
         sampler=pick("sampler", "tpe"),
-        pruner=pick("pruner", "reachable"),
+        pruner=pick("pruner", "none"),
         seed=pick("seed", None),
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
@@ -171,7 +199,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"best trial {summary.best_number}: {summary.best_value:g} episodes to solve ({params})")
     for note in summary.notes:
         print(note)
-    print(f"browse: mlflow ui --backend-store-uri {uri}")
+    print(
+        f"browse: mlflow ui --backend-store-uri {redact(uri)}, then open "
+        f"http://127.0.0.1:5000/{trials_view_path(summary.experiment_id)} (trials, best first, with their params)"
+    )
     if summary.interrupted:
         print(
             "interrupted: finished trials were kept; running ones are FAIL in Optuna, KILLED in MLflow", file=sys.stderr
@@ -204,6 +235,32 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     print(f"trial {trial.number}: wrote {path} ({steps}-step greedy episode) and logged it to its MLflow run")
     if note:
         print(note, file=sys.stderr)
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from analysis.load import StudyData
+    from analysis.validate import validate
+
+    data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
+    print(f"validating the top {args.top} trials of '{data.name}' and the book on {args.seeds} held-out seeds ...")
+    table = validate(data, top=args.top, seeds=args.seeds)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from analysis.load import StudyData
+    from analysis.report import build_report
+
+    if args.top < 1:
+        raise UsageError(f"dqn-sweep report: --top must be >= 1, got {args.top}")
+    data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
+    out = Path(args.out or f"reports/{data.name}.html")
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"dqn-sweep report: --out must end in .html, got {out}")
+    path = build_report(data, out, top=args.top)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); also logged to the study's MLflow parent run")
     return 0
 
 

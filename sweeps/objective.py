@@ -57,6 +57,7 @@ class TrialRun:
     reported_step: int = 0
     started: float = field(default_factory=time.perf_counter)
     wall_time_s: float = 0.0
+    closed: bool = False  # its MLflow run has been terminated
 
     def __post_init__(self) -> None:
         self.curves = {seed: SeedCurve() for seed in self.seeds}
@@ -83,11 +84,17 @@ def run_batch(
     *,
     on_trial_done: TrialDone,
     batch_rows: int | None = None,
+    check_stop: Callable[[], None] = lambda: None,
 ) -> None:
-    """Train every (trial, seed) of `runs` as one population; each trial is told to `study` as soon as it ends."""
+    """Train every (trial, seed) of `runs` as one population; each trial is told to `study` as soon as it ends.
+
+    `check_stop` runs at the start of every hook call, a point where no store write is under way: it raises
+    (KeyboardInterrupt) when the user asked to stop.
+    """
     members: list[tuple[TrialRun, int]] = [(run, seed) for run in runs for seed in run.seeds]
 
     def on_episode(agent: int, stats: EpisodeStats) -> bool:
+        check_stop()
         run, seed = members[agent]
         if run.state != "RUNNING":
             return False  # a sibling seed pruned the trial
@@ -144,12 +151,15 @@ def _finish(study: optuna.Study, run: TrialRun, state: TrialState, on_trial_done
 
 
 def fail_unfinished(study: optuna.Study, runs: Sequence[TrialRun], on_trial_done: TrialDone) -> list[TrialRun]:
-    """After an interrupt or crash: trials still running are told FAIL (and their runs closed by the callback)."""
+    """After an interrupt: trials still running are told FAIL (and their runs closed by the callback).
+
+    The interrupt may have landed between telling Optuna and noting it here, so Optuna's own record decides.
+    """
     failed = [run for run in runs if run.state == "RUNNING"]
     for run in failed:
         run.wall_time_s = time.perf_counter() - run.started
-        study.tell(run.trial, state=TrialState.FAIL)
-        run.state = "FAIL"
+        study.tell(run.trial, state=TrialState.FAIL, skip_if_finished=True)
+        run.state = study.trials[run.number].state.name
         on_trial_done(run)
     return failed
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import math
+import signal
 import sys
 import tempfile
 import time
@@ -83,6 +84,7 @@ class SweepSummary:
     best_number: int | None
     best_value: float | None
     best_params: dict[str, Any]
+    experiment_id: str = ""
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -148,6 +150,7 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
             TAG_PRUNER: options.pruner,
             TAG_STORAGE: redact(options.storage),
         },
+        searched=[p.name for p in options.sweep.space],
     )
     started = time.perf_counter()
     already = finished_count(study)
@@ -167,8 +170,10 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
             if best is not None:
                 progress.set_postfix_str(f"best={best:g}")
 
+    stop = _StopRequest()
     try:
         while finished_count(study) < options.n_trials:
+            stop.check()
             wanted = min(options.trials_per_batch, options.n_trials - finished_count(study))
             runs = _ask_batch(study, options, tracker, wanted)
             if not runs:
@@ -176,15 +181,23 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
                 if failures > 2 * options.n_trials + 10:
                     raise ConfigError("too many sampled configurations were invalid; check the search space")
                 continue
-            run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows)
+            run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows, check_stop=stop.check)
         notes = _log_best_agent(study, tracker, options)
         tracker.finish_study("FINISHED")
     except KeyboardInterrupt:
         interrupted = True
-        fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
-        tracker.finish_study("KILLED")
+        previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C must not cut the cleanup short
+        try:
+            fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
+            for run in runs:  # a forced stop can land while a finished trial was being logged
+                if run.run_id and not run.closed:
+                    tracker.finish_trial(run.run_id, run.state)
+            tracker.finish_study("KILLED")
+        finally:
+            _set_sigint(previous)
         notes = []
     finally:
+        stop.release()
         progress.close()
     counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in _COUNTED}
     best_trial = _best_trial(study)
@@ -198,9 +211,44 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
         best_number=best_trial.number if best_trial else None,
         best_value=best_trial.value if best_trial else None,
         best_params=dict(best_trial.params) if best_trial else {},
+        experiment_id=tracker.experiment_id,
         interrupted=interrupted,
         notes=notes,
     )
+
+
+class _StopRequest:
+    """Ctrl-C asks the sweep to stop at the next safe point (no store write under way); a second one forces it.
+
+    An interrupt in the middle of an SQLite transaction left the MLflow store locked for the cleanup that followed.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = _set_sigint(self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping at the next safe point (Ctrl-C again to force) ...", file=sys.stderr, flush=True)
+
+    def check(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def release(self) -> None:
+        _set_sigint(self.previous)
+
+
+def _set_sigint(handler: Any) -> Any:
+    """Install a SIGINT handler where Python allows it (the main thread); returns the previous one."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        return None
 
 
 _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
@@ -266,6 +314,7 @@ def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, stat
             },
         )
     tracker.finish_trial(run.run_id, status_override or run.state)
+    run.closed = True
 
 
 def representative_seed(trial: optuna.trial.FrozenTrial) -> int:

@@ -31,6 +31,11 @@ PARENT_TAG = "mlflow.parentRunId"
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
 
+# A saved view of the MLflow UI's runs table (the UI's "Views -> Share" stores these as experiment tags):
+# trials only, flat (sorting by anything but start time un-nests child runs), best first, searched params shown.
+TRIALS_VIEW_KEY = "trials"
+SHARED_VIEW_TAG = "mlflow.sharedViewState."
+
 # Optuna trial state -> MLflow run status
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}
 
@@ -38,7 +43,7 @@ RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "K
 class StudyTracker:
     """MLflow side of one study (created on first use, found again on resume)."""
 
-    def __init__(self, uri: str, study_name: str, tags: Mapping[str, str]) -> None:
+    def __init__(self, uri: str, study_name: str, tags: Mapping[str, str], searched: Sequence[str] = ()) -> None:
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow resets it to INFO
@@ -54,6 +59,10 @@ class StudyTracker:
                     else self.client.create_experiment(study_name, tags={TAG_STUDY: study_name})
                 )
                 self.parent_run_id = self._find_or_create_parent(study_name, dict(tags))
+                if searched:  # readers (replay, analysis) pass none and leave the view as the sweep set it
+                    self.client.set_experiment_tag(
+                        self.experiment_id, SHARED_VIEW_TAG + TRIALS_VIEW_KEY, trials_view_state(searched)
+                    )
             except ConfigError:
                 raise
             except Exception as exc:
@@ -152,6 +161,29 @@ class StudyTracker:
             [self.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'trial'", max_results=50_000
         )
         return {int(r.data.tags[TAG_TRIAL]): r for r in runs if TAG_TRIAL in r.data.tags}
+
+
+def trials_view_state(searched: Sequence[str]) -> str:
+    """JSON the MLflow UI reads for `#/experiments/<id>/runs?viewStateShareKey=trials`."""
+    import json
+
+    columns = [f"params.`{name}`" for name in searched] + [
+        "metrics.`episodes_to_solve`",
+        f"tags.`{TAG_STATE}`",
+        "params.`seeds`",
+    ]
+    return json.dumps(
+        {
+            "selectedColumns": columns,
+            "searchFilter": f"tags.`{TAG_ROLE}` = 'trial'",
+            "orderByKey": "metrics.`episodes_to_solve`",
+            "orderByAsc": True,
+        }
+    )
+
+
+def trials_view_path(experiment_id: str) -> str:
+    return f"#/experiments/{experiment_id}/runs?viewStateShareKey={TRIALS_VIEW_KEY}"
 
 
 def _param_text(value: Any) -> str:

@@ -16,7 +16,7 @@ from sweeps.stores import open_optuna_storage
 
 
 def test_sigint_keeps_finished_trials_and_closes_running_ones(tmp_path):
-    from tests.sweeps.conftest import Stores
+    from tests.helpers import Stores
 
     stores = Stores(tmp_path)
     argv = stores.argv("--n-trials", "40", "--trials-per-batch", "2")

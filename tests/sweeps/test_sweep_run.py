@@ -94,7 +94,7 @@ def test_best_trial_alone_reproduces_its_value(tiny_sweep):
 def test_resume_adds_only_missing_trials(tiny_sweep, tmp_path):
     import shutil
 
-    from tests.sweeps.conftest import Stores
+    from tests.helpers import Stores
 
     stores = Stores(tmp_path)  # a copy, so the session fixture stays as the other tests expect
     shutil.copy(tiny_sweep.journal, stores.journal)
@@ -118,7 +118,7 @@ def test_resume_adds_only_missing_trials(tiny_sweep, tmp_path):
 
 
 def test_same_seed_same_trials(tiny_sweep, tmp_path):
-    from tests.sweeps.conftest import Stores
+    from tests.helpers import Stores
 
     again = Stores(tmp_path)
     assert again.run() == 0
@@ -189,7 +189,7 @@ def test_resuming_with_another_sweep_config_is_refused(tiny_sweep, capsys, tmp_p
 
 
 def test_tracking_store_that_is_not_sqlite(tmp_path, capsys):
-    from tests.sweeps.conftest import Stores
+    from tests.helpers import Stores
 
     stores = Stores(tmp_path)
     (tmp_path / "mlflow.db").write_text("this is not a database")

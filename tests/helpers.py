@@ -1,10 +1,8 @@
-"""A tiny real sweep (journal storage + SQLite MLflow store in tmp_path) shared by the sweep tests."""
+"""A tiny real sweep (journal storage + SQLite MLflow store) that sweep and analysis tests share."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from sweeps.cli import main
 
@@ -52,10 +50,3 @@ class Stores:
 
     def run(self, *extra: str, study: str = "tiny") -> int:
         return main(self.argv(*extra, study=study))
-
-
-@pytest.fixture(scope="session")
-def tiny_sweep(tmp_path_factory) -> Stores:
-    stores = Stores(tmp_path_factory.mktemp("tiny_sweep"))
-    assert stores.run() == 0
-    return stores

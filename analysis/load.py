@@ -1,0 +1,162 @@
+"""Load a study from its real stores into tidy pandas DataFrames (read-only: no store or study is ever created).
+
+Optuna holds the trials (params, states, values, per-seed results); MLflow holds the runs and the per-episode
+curves. `trials_frame` has one row per trial x seed; `episodes_frame` one row per trial x seed x episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from dqn_core.errors import ConfigError
+from sweeps.inspect import load_existing_study
+from sweeps.stores import check_tracking_uri, sqlite_path, tracking_uri
+from sweeps.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL
+
+CURVES = ("steps", "epsilon", "loss")
+
+
+@dataclass
+class StudyData:
+    """One study's two stores, opened once; DataFrames are built on first use."""
+
+    study: optuna.Study
+    tracking_uri: str
+
+    @classmethod
+    def open(cls, name: str | None, *, storage: str | None = None, tracking: str | None = None) -> StudyData:
+        uri = tracking_uri(tracking)
+        db = sqlite_path(uri)
+        if db is not None and not db.is_file():
+            raise ConfigError(f"no MLflow store at {db}; run a sweep first or pass --tracking-uri")
+        check_tracking_uri(uri)
+        study = load_existing_study(name, storage, tracking)
+        if not study.get_trials(deepcopy=False):
+            raise ConfigError(f"study '{study.study_name}' has no trials yet")
+        finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if not finished:
+            raise ConfigError(f"study '{study.study_name}' has no complete or pruned trial (all failed or running)")
+        return cls(study=study, tracking_uri=uri)
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    @cached_property
+    def client(self):
+        import logging
+
+        from mlflow.tracking import MlflowClient
+
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    @cached_property
+    def experiment_id(self) -> str | None:
+        experiment = self.client.get_experiment_by_name(self.name)
+        return experiment.experiment_id if experiment else None
+
+    @cached_property
+    def runs(self) -> pd.DataFrame:
+        """All MLflow runs of the study (trials, the parent, validations) as `mlflow.search_runs` returns them."""
+        import mlflow
+
+        if self.experiment_id is None:
+            return pd.DataFrame()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        return mlflow.search_runs(experiment_ids=[self.experiment_id], max_results=50_000)
+
+    @cached_property
+    def trials(self) -> pd.DataFrame:
+        return trials_frame(self.study, self.runs)
+
+    @cached_property
+    def episodes(self) -> pd.DataFrame:
+        return episodes_frame(self)
+
+    def parent_run_id(self) -> str | None:
+        runs = self.runs
+        if runs.empty or f"tags.{TAG_ROLE}" not in runs:
+            return None
+        parents = runs[(runs[f"tags.{TAG_ROLE}"] == "study") & (runs[f"tags.{TAG_STUDY}"] == self.name)]
+        return None if parents.empty else str(parents.iloc[0]["run_id"])
+
+
+def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per trial x seed: params, trial state and value, the seed's result, durations, the MLflow run id.
+
+    `episodes_to_solve` is the seed's value (max_episodes + 1 when censored) for complete trials; pruned trials
+    have NaN there and their per-seed lower bound in `lower_bound`.
+    """
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        seeds = _seed_values(trial)
+        for seed, (value, bound) in seeds.items():
+            rows.append(
+                {
+                    "trial": trial.number,
+                    "seed": seed,
+                    "state": trial.state.name,
+                    "value": trial.value if trial.state == TrialState.COMPLETE else np.nan,
+                    "episodes_to_solve": value,
+                    "lower_bound": bound,
+                    "censored": bool(trial.user_attrs.get("censored", False)),
+                    "baseline": trial.user_attrs.get("baseline") == "book",
+                    "duration_s": trial.duration.total_seconds() if trial.duration else np.nan,
+                    "wall_time_s": trial.user_attrs.get("wall_time_s", np.nan),
+                    "env_steps": trial.user_attrs.get("env_steps", np.nan),
+                    "last_step": trial.last_step,
+                    "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+                    **{f"params.{k}": v for k, v in trial.params.items()},
+                }
+            )
+    frame = pd.DataFrame(rows)
+    if runs is not None and not runs.empty and f"tags.{TAG_TRIAL}" in runs and not frame.empty:
+        status = runs.set_index("run_id")["status"]
+        frame["mlflow_status"] = frame["mlflow_run_id"].map(status)
+    return frame
+
+
+def _seed_values(trial: FrozenTrial) -> dict[int, tuple[float, float]]:
+    solved = trial.user_attrs.get("episodes_to_solve_per_seed", {})
+    bounds = trial.user_attrs.get("lower_bound_per_seed", {})
+    seeds = sorted({int(s) for s in (*solved, *bounds)})
+    if not seeds:
+        return {-1: (np.nan, np.nan)}  # failed or running: one row, so the trial is still counted
+    return {
+        s: (float(solved.get(str(s), np.nan)), float(bounds.get(str(s), solved.get(str(s), np.nan)))) for s in seeds
+    }
+
+
+def episodes_frame(data: StudyData) -> pd.DataFrame:
+    """Per-episode curves from MLflow metric histories: trial, seed, episode, steps, epsilon, loss."""
+    runs = data.runs
+    if runs.empty or f"tags.{TAG_ROLE}" not in runs:
+        return pd.DataFrame(columns=["trial", "seed", "episode", *CURVES])
+    trial_runs = runs[runs[f"tags.{TAG_ROLE}"] == "trial"]
+    frames = []
+    for _, run in trial_runs.iterrows():
+        seeds = str(run.get("params.seeds", "") or "").split(",")
+        for seed in filter(None, seeds):
+            columns = {}
+            for curve in CURVES:
+                history = data.client.get_metric_history(run["run_id"], f"seed_{seed}/{curve}")
+                columns[curve] = pd.Series({m.step: m.value for m in history}, dtype=float)
+            table = pd.DataFrame(columns)
+            if table.empty:
+                continue
+            table.index.name = "episode"
+            table = table.reset_index()
+            table.insert(0, "seed", int(seed))
+            table.insert(0, "trial", int(run[f"tags.{TAG_TRIAL}"]))
+            frames.append(table)
+    if not frames:
+        return pd.DataFrame(columns=["trial", "seed", "episode", *CURVES])
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["trial", "seed", "episode"], ignore_index=True)

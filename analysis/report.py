@@ -1,0 +1,212 @@
+"""The study report: one self-contained HTML file (every image inline, no scripts, no external URL).
+
+Sections: summary, optimization history, parameter importances, parallel coordinates, parameter effects,
+top configurations with bootstrap CIs and the book beside them, learning curves, held-out validation, and the best
+agent's greedy episode. The same file is logged as an artifact of the study's MLflow parent run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import compare, plots
+from analysis.load import StudyData
+from analysis.validate import HELD_OUT_SEED_START, held_out_table
+from sweeps.runner import ATTR_BASE_CONFIG, ATTR_SEEDS
+from sweeps.stores import redact
+
+SECTIONS = (
+    ("summary", "Summary"),
+    ("history", "Optimization history"),
+    ("importances", "Parameter importances"),
+    ("parallel", "Parallel coordinates"),
+    ("effects", "Parameter effects"),
+    ("top", "Top configurations"),
+    ("curves", "Learning curves"),
+    ("holdout", "Held-out validation"),
+    ("agent", "Best agent"),
+)
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .5em}
+th{background:#f4f4f4} img{max-width:100%} .note{color:#666;font-size:.9em}
+"""
+
+
+def build_report(data: StudyData, out: Path, *, top: int = 5) -> Path:
+    """Write the report to `out` and log it to the study's parent run; returns the path."""
+    body = [f"<h1>dqn-sweep report: {html.escape(data.name)}</h1>"]
+    body.append(_nav())
+    for section_id, title in SECTIONS:
+        body.append(f'<h2 id="{section_id}">{html.escape(title)}</h2>')
+        body.append(_SECTION_BUILDERS[section_id](data, top))
+    document = (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>dqn-sweep: {html.escape(data.name)}</title><style>{_STYLE}</style></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(document, encoding="utf-8")
+    parent = data.parent_run_id()
+    if parent:
+        data.client.log_artifact(parent, str(out))
+    return out
+
+
+def _nav() -> str:
+    links = " · ".join(f'<a href="#{sid}">{html.escape(title)}</a>' for sid, title in SECTIONS)
+    return f"<p>{links}</p>"
+
+
+def _table(frame: pd.DataFrame, *, floats: str = "{:.4g}") -> str:
+    if frame.empty:
+        return '<p class="note">nothing to show</p>'
+    return frame.to_html(index=False, border=0, float_format=floats.format, na_rep="-", escape=True)
+
+
+def _image(uri: str | None, alt: str, missing: str) -> str:
+    if uri is None:
+        return f'<p class="note">{html.escape(missing)}</p>'
+    return f'<img alt="{html.escape(alt)}" src="{uri}">'
+
+
+def _summary(data: StudyData, top: int) -> str:
+    study = data.study
+    counts = compare.state_counts(data.trials)
+    seeds = study.user_attrs.get(ATTR_SEEDS, [])
+    base = study.user_attrs.get(ATTR_BASE_CONFIG, {})
+    best = min(
+        (t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None),
+        key=lambda t: (t.value, t.number),
+        default=None,
+    )
+    rows = [
+        ("trials", ", ".join(f"{n} {state.lower()}" for state, n in counts.items())),
+        ("seeds per trial", ", ".join(map(str, seeds))),
+        ("objective", "episodes to five consecutive successes, median over seeds (lower is better)"),
+        ("best", f"trial {best.number}: {best.value:g}" if best else "no complete trial"),
+        ("environment", str(base.get("env_id", "?"))),
+        ("max episodes", f"{base.get('max_episodes', '?')} (an unsolved seed counts as max + 1)"),
+        ("MLflow store", redact(data.tracking_uri)),
+        ("generated", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def _history(data: StudyData, top: int) -> str:
+    figure = plots.history_figure(data.study)
+    return _image(figure and plots.to_data_uri(figure), "optimization history", "no complete trial yet")
+
+
+def _importances(data: StudyData, top: int) -> str:
+    figure = plots.importance_figure(data.study)
+    values = compare.importances(data.study)
+    table = _table(values.rename_axis("parameter").reset_index()) if values is not None else ""
+    image = _image(
+        figure and plots.to_data_uri(figure),
+        "parameter importances",
+        "importances need at least two complete trials with varied parameters",
+    )
+    return image + table + '<p class="note">fANOVA (optuna.importance) over complete trials only.</p>'
+
+
+def _parallel(data: StudyData, top: int) -> str:
+    figure = plots.parallel_figure(data.study)
+    return _image(figure and plots.to_data_uri(figure), "parallel coordinates", "no complete trial yet")
+
+
+def _effects(data: StudyData, top: int) -> str:
+    effects = compare.all_param_effects(data.trials)
+    return (
+        _table(effects)
+        + '<p class="note">Complete trials only; numeric parameters in quantile bins. median and IQR (q25-q75) '
+        "of the trial values.</p>"
+    )
+
+
+def _top(data: StudyData, top: int) -> str:
+    table = compare.top_configurations(data.trials, k=top)
+    if table.empty:
+        return '<p class="note">no complete trial yet</p>'
+    params = [c for c in table.columns if c.startswith("params.")]
+    shown = table[["rank", "trial", "baseline", "value", "ci_low", "ci_high", "seed_values", "vs_best", *params]]
+    shown = shown.rename(columns={c: c.removeprefix("params.") for c in params})
+    verdicts = [
+        f"trial {int(r.trial)}{' (book)' if r.baseline else ''} is {r.vs_best}"
+        for r in table.itertuples()
+        if r.vs_best != "best"
+    ]
+    notes = "".join(f"<li>{html.escape(v)}</li>" for v in verdicts)
+    return (
+        _table(shown)
+        + f"<ul>{notes}</ul>"
+        + '<p class="note">CI: bootstrap 95% interval of the median over the trial\'s seeds. Configurations whose '
+        "intervals overlap are not distinguishable with this many seeds.</p>"
+    )
+
+
+def _curves(data: StudyData, top: int) -> str:
+    table = compare.top_configurations(data.trials, k=top)
+    if table.empty:
+        return '<p class="note">no complete trial yet</p>'
+    chosen = [int(t) for t in table["trial"]]
+    labels = {int(r.trial): f"trial {int(r.trial)}" + (" (book)" if r.baseline else "") for r in table.itertuples()}
+    curves = compare.learning_curves(data.episodes, chosen)
+    threshold = data.study.user_attrs.get(ATTR_BASE_CONFIG, {}).get("success_threshold")
+    figure = plots.curves_figure(curves, labels, threshold)
+    return _image(figure and plots.to_data_uri(figure), "learning curves", "no per-episode curves in MLflow")
+
+
+def _holdout(data: StudyData, top: int) -> str:
+    table = held_out_table(data)
+    if table.empty:
+        return (
+            '<p class="note">No held-out validation yet: run '
+            f"<code>dqn-sweep validate --study {html.escape(data.name)} --top 3 --seeds 10</code>.</p>"
+        )
+    return _table(table) + (
+        f'<p class="note">Held-out seeds start at {HELD_OUT_SEED_START}; the sweep used seeds 0..n-1. A held-out '
+        "median well above the in-sweep value is the winner's curse: the sweep picked a lucky configuration.</p>"
+    )
+
+
+def _agent(data: StudyData, top: int) -> str:
+    table = compare.top_configurations(data.trials, k=1)
+    if table.empty:
+        return '<p class="note">no complete trial yet</p>'
+    number = int(table.iloc[0]["trial"])
+    run_id = data.study.trials[number].user_attrs.get("mlflow_run_id")
+    if run_id:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                path = Path(data.client.download_artifacts(run_id, "greedy_episode.gif", folder))
+                uri = "data:image/gif;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+                return f'<p>Trial {number}, one greedy episode:</p><img alt="greedy episode" src="{uri}">'
+            except Exception:
+                pass
+    return f'<p class="note">No GIF logged yet: run <code>dqn-sweep replay --trial {number}</code>.</p>'
+
+
+_SECTION_BUILDERS = {
+    "summary": _summary,
+    "history": _history,
+    "importances": _importances,
+    "parallel": _parallel,
+    "effects": _effects,
+    "top": _top,
+    "curves": _curves,
+    "holdout": _holdout,
+    "agent": _agent,
+}
