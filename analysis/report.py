@@ -11,6 +11,7 @@ import base64
 import html
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,13 +43,25 @@ th{background:#f4f4f4} img{max-width:100%} .note{color:#666;font-size:.9em}
 """
 
 
+@dataclass(frozen=True)
+class _Context:
+    """What several sections share, computed once."""
+
+    data: StudyData
+    top: pd.DataFrame  # compare.top_configurations: the k best complete trials and the book
+
+    def label(self, trial: int, baseline: bool) -> str:
+        return f"trial {trial}" + (" (book)" if baseline else "")
+
+
 def build_report(data: StudyData, out: Path, *, top: int = 5) -> Path:
     """Write the report to `out` and log it to the study's parent run; returns the path."""
+    ctx = _Context(data=data, top=compare.top_configurations(data.trials, k=top))
     body = [f"<h1>dqn-sweep report: {html.escape(data.name)}</h1>"]
     body.append(_nav())
     for section_id, title in SECTIONS:
         body.append(f'<h2 id="{section_id}">{html.escape(title)}</h2>')
-        body.append(_SECTION_BUILDERS[section_id](data, top))
+        body.append(_SECTION_BUILDERS[section_id](ctx))
     document = (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>dqn-sweep: {html.escape(data.name)}</title><style>{_STYLE}</style></head><body>"
@@ -80,21 +93,18 @@ def _image(uri: str | None, alt: str, missing: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{uri}">'
 
 
-def _summary(data: StudyData, top: int) -> str:
+def _summary(ctx: _Context) -> str:
+    data = ctx.data
     study = data.study
     counts = compare.state_counts(data.trials)
     seeds = study.user_attrs.get(ATTR_SEEDS, [])
     base = study.user_attrs.get(ATTR_BASE_CONFIG, {})
-    best = min(
-        (t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE" and t.value is not None),
-        key=lambda t: (t.value, t.number),
-        default=None,
-    )
+    best = None if ctx.top.empty else ctx.top.iloc[0]
     rows = [
         ("trials", ", ".join(f"{n} {state.lower()}" for state, n in counts.items())),
         ("seeds per trial", ", ".join(map(str, seeds))),
         ("objective", "episodes to five consecutive successes, median over seeds (lower is better)"),
-        ("best", f"trial {best.number}: {best.value:g}" if best else "no complete trial"),
+        ("best", "no complete trial" if best is None else f"trial {int(best['trial'])}: {best['value']:g}"),
         ("environment", str(base.get("env_id", "?"))),
         ("max episodes", f"{base.get('max_episodes', '?')} (an unsolved seed counts as max + 1)"),
         ("MLflow store", redact(data.tracking_uri)),
@@ -104,14 +114,14 @@ def _summary(data: StudyData, top: int) -> str:
     return f"<table>{cells}</table>"
 
 
-def _history(data: StudyData, top: int) -> str:
-    figure = plots.history_figure(data.study)
+def _history(ctx: _Context) -> str:
+    figure = plots.history_figure(ctx.data.study)
     return _image(figure and plots.to_data_uri(figure), "optimization history", "no complete trial yet")
 
 
-def _importances(data: StudyData, top: int) -> str:
-    figure = plots.importance_figure(data.study)
-    values = compare.importances(data.study)
+def _importances(ctx: _Context) -> str:
+    figure = plots.importance_figure(ctx.data.study)
+    values = compare.importances(ctx.data.study)
     table = _table(values.rename_axis("parameter").reset_index()) if values is not None else ""
     image = _image(
         figure and plots.to_data_uri(figure),
@@ -121,13 +131,13 @@ def _importances(data: StudyData, top: int) -> str:
     return image + table + '<p class="note">fANOVA (optuna.importance) over complete trials only.</p>'
 
 
-def _parallel(data: StudyData, top: int) -> str:
-    figure = plots.parallel_figure(data.study)
+def _parallel(ctx: _Context) -> str:
+    figure = plots.parallel_figure(ctx.data.study)
     return _image(figure and plots.to_data_uri(figure), "parallel coordinates", "no complete trial yet")
 
 
-def _effects(data: StudyData, top: int) -> str:
-    effects = compare.all_param_effects(data.trials)
+def _effects(ctx: _Context) -> str:
+    effects = compare.all_param_effects(ctx.data.trials)
     return (
         _table(effects)
         + '<p class="note">Complete trials only; numeric parameters in quantile bins. median and IQR (q25-q75) '
@@ -135,17 +145,15 @@ def _effects(data: StudyData, top: int) -> str:
     )
 
 
-def _top(data: StudyData, top: int) -> str:
-    table = compare.top_configurations(data.trials, k=top)
+def _top(ctx: _Context) -> str:
+    table = ctx.top
     if table.empty:
         return '<p class="note">no complete trial yet</p>'
     params = [c for c in table.columns if c.startswith("params.")]
     shown = table[["rank", "trial", "baseline", "value", "ci_low", "ci_high", "seed_values", "vs_best", *params]]
     shown = shown.rename(columns={c: c.removeprefix("params.") for c in params})
     verdicts = [
-        f"trial {int(r.trial)}{' (book)' if r.baseline else ''} is {r.vs_best}"
-        for r in table.itertuples()
-        if r.vs_best != "best"
+        f"{ctx.label(int(r.trial), r.baseline)} is {r.vs_best}" for r in table.itertuples() if r.vs_best != "best"
     ]
     notes = "".join(f"<li>{html.escape(v)}</li>" for v in verdicts)
     return (
@@ -156,19 +164,20 @@ def _top(data: StudyData, top: int) -> str:
     )
 
 
-def _curves(data: StudyData, top: int) -> str:
-    table = compare.top_configurations(data.trials, k=top)
+def _curves(ctx: _Context) -> str:
+    data, table = ctx.data, ctx.top
     if table.empty:
         return '<p class="note">no complete trial yet</p>'
     chosen = [int(t) for t in table["trial"]]
-    labels = {int(r.trial): f"trial {int(r.trial)}" + (" (book)" if r.baseline else "") for r in table.itertuples()}
+    labels = {int(r.trial): ctx.label(int(r.trial), r.baseline) for r in table.itertuples()}
     curves = compare.learning_curves(data.episodes, chosen)
     threshold = data.study.user_attrs.get(ATTR_BASE_CONFIG, {}).get("success_threshold")
     figure = plots.curves_figure(curves, labels, threshold)
     return _image(figure and plots.to_data_uri(figure), "learning curves", "no per-episode curves in MLflow")
 
 
-def _holdout(data: StudyData, top: int) -> str:
+def _holdout(ctx: _Context) -> str:
+    data = ctx.data
     table = held_out_table(data)
     if table.empty:
         return (
@@ -181,8 +190,8 @@ def _holdout(data: StudyData, top: int) -> str:
     )
 
 
-def _agent(data: StudyData, top: int) -> str:
-    table = compare.top_configurations(data.trials, k=1)
+def _agent(ctx: _Context) -> str:
+    data, table = ctx.data, ctx.top
     if table.empty:
         return '<p class="note">no complete trial yet</p>'
     number = int(table.iloc[0]["trial"])
