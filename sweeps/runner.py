@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import signal
 import sys
 import tempfile
@@ -414,4 +413,4 @@ def describe_counts(counts: dict[str, int]) -> str:
 
 
 def trials_per_minute(n: int, seconds: float) -> float:
-    return n / seconds * 60 if seconds > 0 and not math.isclose(seconds, 0) else 0.0
+    return n / seconds * 60 if seconds > 0 else 0.0

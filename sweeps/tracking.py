@@ -9,6 +9,7 @@ tracking overhead apart from one-time store creation.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import redact
+from sweeps.stores import redact, sqlite_path
 
 TAG_STUDY = "dqn_sweep.study"
 TAG_ROLE = "dqn_sweep.role"
@@ -56,7 +57,9 @@ class StudyTracker:
                 self.experiment_id = (
                     experiment.experiment_id
                     if experiment is not None
-                    else self.client.create_experiment(study_name, tags={TAG_STUDY: study_name})
+                    else self.client.create_experiment(
+                        study_name, artifact_location=artifact_location(uri, study_name), tags={TAG_STUDY: study_name}
+                    )
                 )
                 self.parent_run_id = self._find_or_create_parent(study_name, dict(tags))
                 if searched:  # readers (replay, analysis) pass none and leave the view as the sweep set it
@@ -161,6 +164,16 @@ class StudyTracker:
             [self.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'trial'", max_results=50_000
         )
         return {int(r.data.tags[TAG_TRIAL]): r for r in runs if TAG_TRIAL in r.data.tags}
+
+
+def artifact_location(uri: str, study_name: str) -> str | None:
+    """For a local SQLite store, artifacts go to `mlruns/<study>` beside the database file, not into whatever
+    folder the process runs in (MLflow's default); servers choose their own artifact root."""
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip("-") or "study"
+    return (db.resolve().parent / "mlruns" / slug).as_uri()
 
 
 def trials_view_state(searched: Sequence[str]) -> str:

@@ -105,17 +105,26 @@ def test_validate_then_report(tiny_sweep, data, capsys, tmp_path):
     assert "tiny.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
 
-def test_notebook_executes_headless(tiny_sweep, tmp_path):
+def test_notebook_compares_two_studies_headless(tiny_sweep, tmp_path):
+    import shutil
+
     import papermill
+
+    from tests.helpers import Stores
+
+    stores = Stores(tmp_path)  # a copy of the shared sweep plus a second, random-sampler study beside it
+    shutil.copy(tiny_sweep.journal, stores.journal)
+    shutil.copy(tiny_sweep.root / "mlflow.db", tmp_path / "mlflow.db")
+    assert stores.run("--sampler", "random", "--n-trials", "3", "--seed", "3", study="tiny-random") == 0
 
     out = tmp_path / "executed.ipynb"
     papermill.execute_notebook(
         "analysis/notebooks/compare_sweeps.ipynb",
         str(out),
         parameters={
-            "studies": ["tiny"],
-            "storage": f"journal:{tiny_sweep.journal}",
-            "tracking_uri": tiny_sweep.tracking_uri,
+            "studies": ["tiny", "tiny-random"],
+            "storage": f"journal:{stores.journal}",
+            "tracking_uri": stores.tracking_uri,
             "top": 3,
         },
         kernel_name="python3",
@@ -125,7 +134,9 @@ def test_notebook_executes_headless(tiny_sweep, tmp_path):
     notebook = json.loads(out.read_text())
     outputs = [o for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert any("image/png" in o.get("data", {}) for o in outputs)
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # one learning-curve figure per study
+    tables = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "tiny-random" in tables and "tiny" in tables
 
 
 def _failed_only_study(path):
