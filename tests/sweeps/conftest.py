@@ -59,3 +59,38 @@ def tiny_sweep(tmp_path_factory) -> Stores:
     stores = Stores(tmp_path_factory.mktemp("tiny_sweep"))
     assert stores.run() == 0
     return stores
+
+
+# A sweep for several worker processes: one seed, one trial per batch, short trials (values are censored at 31,
+# which is fine: these tests are about bookkeeping, not learning).
+WORKER_SWEEP = """
+study: {n_trials: 8, n_seeds: 1, trials_per_batch: 1, sampler: tpe, pruner: none, seed: 11}
+trainer: {max_episodes: 30}
+search_space:
+  gamma: {type: float, low: 0.9, high: 0.999}
+  warmup: {type: int, low: 0, high: 10}
+"""
+FAST_LIVENESS = ("--heartbeat-interval", "1", "--grace-period", "6")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 with password authentication (the password must never leak)."""
+    from sweeps.servers import PostgresCluster, find_pg_bin
+
+    if find_pg_bin() is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found; .ci/run installs them")
+    cluster = PostgresCluster(password="pw-Must-Not-Leak-42").start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """`mlflow server` on 127.0.0.1 with a PostgreSQL backend store and a local artifact root, shared by tests."""
+    from sweeps.servers import MlflowServer
+
+    root = tmp_path_factory.mktemp("mlflow_server")
+    server = MlflowServer(postgres.create_database("mlflow"), root / "artifacts", workers=2).start()
+    yield server
+    server.stop()
