@@ -60,7 +60,11 @@ def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bo
             if create_missing and trial.state in FINISHED:
                 _create_run(study, tracker, trial)
                 done.created.append(trial.number)
-        elif run.info.status == "RUNNING":
+            continue
+        if "seeds" not in run.data.params:  # created just before an outage, its params never arrived
+            seeds = study.user_attrs[ATTR_SEEDS]
+            tracker.log_trial_params(run.info.run_id, trial_config(study, trial).to_dict(), list(trial.params), seeds)
+        if run.info.status == "RUNNING":
             if trial.state in FINISHED and "episodes_to_solve" not in run.data.metrics:
                 tracker.log_curves(run.info.run_id, {}, _summary(trial))
             tracker.finish_trial(run.info.run_id, trial.state.name)

@@ -168,8 +168,6 @@ class StudyTracker:
         self, number: int, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int], tags: Mapping
     ) -> str:
         """A RUNNING nested run holding every trainer parameter and the seeds."""
-        from mlflow.entities import Param, RunTag
-
         with self._timed():
             run = self.client.create_run(
                 self.experiment_id,
@@ -183,13 +181,22 @@ class StudyTracker:
                     TAG_SEARCHED: ",".join(searched),
                 },
             )
-            values = {**{k: _param_text(v) for k, v in params.items()}, "seeds": ",".join(map(str, seeds))}
+            self.log_trial_params(run.info.run_id, params, searched, seeds)
+            return run.info.run_id
+
+    def log_trial_params(
+        self, run_id: str, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int]
+    ) -> None:
+        """Every trainer parameter and the seeds as params; the searched ones also as `searched.<name>` tags."""
+        from mlflow.entities import Param, RunTag
+
+        values = {**{k: _param_text(v) for k, v in params.items()}, "seeds": ",".join(map(str, seeds))}
+        with self._timed():
             self.client.log_batch(
-                run.info.run_id,
+                run_id,
                 params=[Param(k, v) for k, v in values.items()],
                 tags=[RunTag(f"searched.{name}", _param_text(params[name])) for name in searched],
             )
-            return run.info.run_id
 
     def log_curves(self, run_id: str, curves: Mapping[str, Sequence[float]], summary: Mapping[str, float]) -> None:
         """`curves` name -> per-episode values (logged with step = episode, 1-based); `summary` at step 0."""
