@@ -88,7 +88,48 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pruner", help=f"one of {', '.join(PRUNERS)} (file: none)")
     run.add_argument("--seed", type=int, help="sampler seed: the same seed gives the same trial sequence")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _add_liveness_options(run)
     run.set_defaults(handler=_cmd_run)
+
+    worker = commands.add_parser(
+        "worker",
+        help="join an existing study and run its trials until its budget is reached (start any number)",
+        description="Join a study that `dqn-sweep run` created: the sweep, seeds, sampler, pruner and budget come "
+        "from the study itself, so a worker on another machine needs only the stores. Workers share the budget "
+        "exactly, beat heartbeats for their trials, and redo the trials of workers that died.",
+        epilog="example: dqn-sweep worker --study-name S --storage postgresql://user@db/optuna "
+        "--tracking-uri http://mlflow-host:5000",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    worker.add_argument("--study-name", required=True, help="the study to join")
+    _add_store_options(worker)
+    worker.add_argument("--n-trials", type=int, help="total finished trials (default: what the study recorded)")
+    worker.add_argument("--trials-per-batch", type=int, help="trials asked and trained together (study's value)")
+    worker.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
+    _add_liveness_options(worker)
+    worker.set_defaults(handler=_cmd_worker)
+
+    for name, help_text, description in (
+        (
+            "repair",
+            "fail the trials of dead workers (they are retried) and close the MLflow runs they left RUNNING",
+            "Fail RUNNING trials whose heartbeat is older than the grace period (their parameters are queued again) "
+            "and close every MLflow run whose Optuna trial is no longer running, as FAILED or FINISHED. Workers do "
+            "this when they start; run it by hand when none will start again.",
+        ),
+        (
+            "sync",
+            "re-create MLflow runs missing after a tracking outage, from the Optuna storage",
+            "Everything `repair` does, then re-create the MLflow run of every finished trial that has none, with "
+            "its parameters, tags, value and per-seed results (per-episode curves exist only during a trial, so "
+            "re-created runs have none).",
+        ),
+    ):
+        command = commands.add_parser(name, help=help_text, description=description)
+        command.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
+        _add_store_options(command)
+        _add_liveness_options(command)
+        command.set_defaults(handler=_cmd_reconcile)
 
     best = commands.add_parser(
         "best",
@@ -153,12 +194,48 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.runner import SweepOptions, describe_counts, run_sweep, trials_per_minute
-    from sweeps.space import load_sweep
-    from sweeps.stores import check_tracking_uri, redact, storage_url, tracking_uri
-    from sweeps.tracking import trials_view_path
+def _add_liveness_options(parser: argparse.ArgumentParser) -> None:
+    from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=HEARTBEAT_INTERVAL,
+        metavar="S",
+        help="seconds between heartbeats of a running trial (%(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=GRACE_PERIOD,
+        metavar="S",
+        help="a running trial silent this long is failed and retried (%(default)s)",
+    )
+
+
+def _check_liveness(args: argparse.Namespace) -> None:
+    if args.heartbeat_interval < 1:
+        raise UsageError(f"dqn-sweep {args.command}: --heartbeat-interval must be >= 1, got {args.heartbeat_interval}")
+    if args.grace_period <= args.heartbeat_interval:
+        raise UsageError(
+            f"dqn-sweep {args.command}: --grace-period ({args.grace_period}) must exceed --heartbeat-interval "
+            f"({args.heartbeat_interval})"
+        )
+
+
+def _command_line() -> str:
+    """The command as typed, passwords hidden: it is stored in the study."""
+    from sweeps.stores import redact
+
+    return " ".join(["dqn-sweep", *(redact(arg) for arg in sys.argv[1:])])
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.runner import SweepOptions, run_sweep
+    from sweeps.space import load_sweep
+    from sweeps.stores import check_tracking_uri, storage_url, tracking_uri
+
+    _check_liveness(args)
     sweep = load_sweep(args.config)
     study = sweep.study
     uri = tracking_uri(args.tracking_uri)
@@ -180,9 +257,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
         progress=not args.no_progress,
-        command_line=" ".join(["dqn-sweep", *sys.argv[1:]]),
+        command_line=_command_line(),
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
     )
-    summary = run_sweep(options)
+    return _report(run_sweep(options), uri)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from sweeps.runner import run_sweep, worker_options
+    from sweeps.stores import storage_url
+
+    study, uri = _join_study(args)
+    options = worker_options(
+        study,
+        storage=storage_url(args.storage, uri),
+        tracking_uri=uri,
+        n_trials=args.n_trials,
+        trials_per_batch=args.trials_per_batch,
+        progress=not args.no_progress,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )
+    return _report(run_sweep(options), uri)
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from sweeps.recovery import repair, sync
+    from sweeps.tracking import StudyTracker, probe_tracking
+
+    study, uri = _join_study(args)
+    probe_tracking(uri)
+    tracker = StudyTracker(uri, study.study_name, tags={})
+    done = (sync if args.command == "sync" else repair)(study, tracker)
+    print(f"study '{study.study_name}': {done.describe()}")
+    return 0
+
+
+def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
+    """The existing study named by `worker`, `repair` or `sync`, opened for writing, and the tracking URI."""
+    from sweeps.inspect import load_existing_study
+    from sweeps.stores import check_tracking_uri, tracking_uri
+
+    _check_liveness(args)
+    uri = tracking_uri(args.tracking_uri)
+    check_tracking_uri(uri)
+    study = load_existing_study(
+        args.study_name,
+        args.storage,
+        args.tracking_uri,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        writable=True,
+    )
+    return study, uri
+
+
+def _report(summary: Any, uri: str) -> int:
+    from sweeps.runner import describe_counts, trials_per_minute
+    from sweeps.stores import redact
+    from sweeps.tracking import trials_view_path
+
     rate = trials_per_minute(summary.new_trials, summary.seconds)
     tracked = summary.tracking_seconds
     print(
@@ -199,10 +334,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"best trial {summary.best_number}: {summary.best_value:g} episodes to solve ({params})")
     for note in summary.notes:
         print(note)
-    print(
-        f"browse: mlflow ui --backend-store-uri {redact(uri)}, then open "
-        f"http://127.0.0.1:5000/{trials_view_path(summary.experiment_id)} (trials, best first, with their params)"
-    )
+    view = f"{trials_view_path(summary.experiment_id)} (trials, best first, with their params)"
+    if uri.startswith(("http://", "https://")):
+        print(f"browse: {redact(uri).rstrip('/')}/{view}")
+    else:
+        print(f"browse: mlflow ui --backend-store-uri {redact(uri)}, then open http://127.0.0.1:5000/{view}")
     if summary.interrupted:
         print(
             "interrupted: finished trials were kept; running ones are FAIL in Optuna, KILLED in MLflow", file=sys.stderr

@@ -1,4 +1,4 @@
-"""Read-only access to finished studies for `best` and `replay`: never creates a store or a study."""
+"""Access to existing studies for `best`, `replay`, `worker`, `repair` and `sync`: never creates a store or a study."""
 
 from __future__ import annotations
 
@@ -8,15 +8,32 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import JOURNAL_PREFIX, open_optuna_storage, storage_url, tracking_uri
+from sweeps.stores import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    JOURNAL_PREFIX,
+    open_optuna_storage,
+    storage_url,
+    tracking_uri,
+)
 
 
-def load_existing_study(name: str | None, storage: str | None, tracking: str | None) -> optuna.Study:
+def load_existing_study(
+    name: str | None,
+    storage: str | None,
+    tracking: str | None,
+    *,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
+    writable: bool = False,
+) -> optuna.Study:
     """The named study (or the only one in the storage); a missing store or study is a ConfigError."""
     url = storage_url(storage, tracking_uri(tracking))
     if url.startswith(JOURNAL_PREFIX) and not Path(url[len(JOURNAL_PREFIX) :]).is_file():
         raise ConfigError(f"no Optuna journal at {url[len(JOURNAL_PREFIX) :]}; run a sweep first or pass --storage")
-    backend = open_optuna_storage(url)
+    backend = open_optuna_storage(
+        url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, writable=writable
+    )
     names = [s.study_name for s in optuna.get_all_study_summaries(backend, include_best_trial=False)]
     if name is None:
         if len(names) != 1:

@@ -4,7 +4,8 @@ All (trial x seed) agents of a batch train as one population. The per-episode ho
 on its final value (episodes so far plus the successes it still needs; the solving episode once solved; or
 max_episodes + 1 once it cannot solve any more), reports the median bound to Optuna whenever every seed of the trial
 has finished another episode, prunes per trial, and finishes a trial (tell Optuna, log MLflow) the moment its last
-seed stops, so a Ctrl-C keeps every trial that was already done.
+seed stops, so a Ctrl-C keeps every trial that was already done. A trial that another worker declared dead (its
+heartbeats were late) refuses updates; it is then dropped here as FAIL, since its retry is already queued.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dqn_core.config import TrainConfig
@@ -57,7 +59,6 @@ class TrialRun:
     reported_step: int = 0
     started: float = field(default_factory=time.perf_counter)
     wall_time_s: float = 0.0
-    closed: bool = False  # its MLflow run has been terminated
 
     def __post_init__(self) -> None:
         self.curves = {seed: SeedCurve() for seed in self.seeds}
@@ -102,20 +103,27 @@ def run_batch(
         _record(curve, stats, run.config)
         unsolvable = curve.finished and curve.episodes_to_solve is None
         step = min(math.inf if c.finished else len(c.steps) for c in run.curves.values())
-        if not math.isinf(step) and step > run.reported_step:
-            run.reported_step = int(step)
-            run.trial.report(aggregate([c.bound for c in run.curves.values()]), run.reported_step)
-            if run.trial.should_prune():
-                _finish(study, run, TrialState.PRUNED, on_trial_done)
-                return False
-        if all(c.finished for c in run.curves.values()):
-            _finish(study, run, TrialState.COMPLETE, on_trial_done)
+        try:
+            if not math.isinf(step) and step > run.reported_step:
+                run.reported_step = int(step)
+                run.trial.report(aggregate([c.bound for c in run.curves.values()]), run.reported_step)
+                if run.trial.should_prune():
+                    _finish(study, run, TrialState.PRUNED, on_trial_done)
+                    return False
+            if all(c.finished for c in run.curves.values()):
+                _finish(study, run, TrialState.COMPLETE, on_trial_done)
+        except UpdateFinishedTrialError:
+            _drop(run, on_trial_done)
+            return False
         return not unsolvable  # its value is fixed at max_episodes + 1: more episodes cannot change it
 
     train_population([(run.config, seed) for run, seed in members], on_episode=on_episode, batch_rows=batch_rows)
     for run in runs:  # a trial with no episode at all (impossible with max_episodes >= 1) would still be closed
         if run.state == "RUNNING":
-            _finish(study, run, TrialState.COMPLETE, on_trial_done)
+            try:
+                _finish(study, run, TrialState.COMPLETE, on_trial_done)
+            except UpdateFinishedTrialError:
+                _drop(run, on_trial_done)
 
 
 def _record(curve: SeedCurve, stats: EpisodeStats, config: TrainConfig) -> None:
@@ -143,10 +151,20 @@ def _finish(study: optuna.Study, run: TrialRun, state: TrialState, on_trial_done
     run.trial.set_user_attr("wall_time_s", round(run.wall_time_s, 3))
     if state == TrialState.COMPLETE:
         run.value = aggregate(run.per_seed)
-        study.tell(run.trial, run.value)
+        told = study.tell(run.trial, run.value, skip_if_finished=True)
     else:
-        study.tell(run.trial, state=state)
+        told = study.tell(run.trial, state=state, skip_if_finished=True)
+    if told.state != state:  # failed as stale by another worker in between
+        raise UpdateFinishedTrialError(f"trial {run.number} is already {told.state.name}")
     run.state = state.name
+    on_trial_done(run)
+
+
+def _drop(run: TrialRun, on_trial_done: TrialDone) -> None:
+    """The storage already holds this trial as finished (FAIL, by another worker's stale check): stop tracking it."""
+    run.wall_time_s = time.perf_counter() - run.started
+    run.value = None
+    run.state = "FAIL"
     on_trial_done(run)
 
 

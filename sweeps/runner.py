@@ -2,6 +2,9 @@
 
 `--n-trials` is the total number of finished (complete or pruned) trials the study should hold: running the same
 command again resumes the study and runs only the missing trials. Failed trials (an interrupt, say) do not count.
+Any number of processes may run one study: each counts finished + running trials and asks new ones under a
+per-study lock (`budget.py`), beats for its running trials, and fails and re-queues the trials of dead workers
+(`liveness.py`); a `worker` reads everything it needs from the study itself.
 """
 
 from __future__ import annotations
@@ -9,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +31,29 @@ from dqn_core.agent import TrainedAgent
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from sweeps import artifacts
+from sweeps.budget import budget_lock
+from sweeps.liveness import Heartbeats, fail_stale_trials
 from sweeps.objective import TrialRun, fail_unfinished, run_batch
-from sweeps.space import SweepFile
-from sweeps.stores import open_optuna_storage, redact
+from sweeps.space import SweepFile, sweep_from_mapping
+from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_optuna_storage, redact
 from sweeps.strategies import PRUNERS, SAMPLERS, make_pruner, make_sampler
-from sweeps.tracking import TAG_PRUNER, TAG_SAMPLER, TAG_STORAGE, TAG_STUDY, StudyTracker
+from sweeps.tracking import (
+    TAG_PRUNER,
+    TAG_SAMPLER,
+    TAG_STORAGE,
+    TAG_STUDY,
+    StudyTracker,
+    probe_tracking,
+    summary_metrics,
+)
 
 ATTR_BASE_CONFIG = "base_config"
 ATTR_SEEDS = "seeds"
 ATTR_SWEEP_HASH = "sweep_hash"
 ATTR_COMMAND = "command_line"
+ATTR_DEFINITION = "sweep_definition"  # the sweep YAML as parsed: a worker needs no file
+ATTR_OPTIONS = "sweep_options"  # n_trials, trials_per_batch, sampler, pruner, seed of the latest `run`
+IDLE_POLL_S = 5.0  # a worker with nothing to ask (the rest is running elsewhere) looks again this often
 TAG_AGENT_LOGGED = "dqn_sweep.best_agent_logged"
 
 
@@ -52,11 +71,18 @@ class SweepOptions:
     tracking_uri: str
     progress: bool = True
     command_line: str = ""
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = GRACE_PERIOD
+    join_only: bool = False  # `worker`: never create the study
 
     def __post_init__(self) -> None:
-        for name in ("n_trials", "n_seeds", "trials_per_batch"):
+        for name in ("n_trials", "n_seeds", "trials_per_batch", "heartbeat_interval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
+            )
         if self.sampler not in SAMPLERS:
             raise ConfigError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
         if self.pruner not in PRUNERS:
@@ -94,37 +120,55 @@ def sweep_hash(sweep: SweepFile, seeds: tuple[int, ...]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def open_study(options: SweepOptions) -> optuna.Study:
-    """Create the study, or load it when it exists and was made from the same sweep (else a ConfigError)."""
-    storage = open_optuna_storage(options.storage)
-    sampler = make_sampler(options.sampler, seed=options.seed, space=options.sweep.space)
-    expected = sweep_hash(options.sweep, options.seeds)
+def open_storage(options: SweepOptions):
+    return open_optuna_storage(
+        options.storage, heartbeat_interval=options.heartbeat_interval, grace_period=options.grace_period
+    )
+
+
+def sampler_seed(options: SweepOptions, *, creator: bool) -> int | None:
+    """The seed as given for the process that creates the study (one process alone is reproducible); mixed with
+    the process id for any process that joins or resumes it, so workers do not propose the same points."""
+    if options.seed is None or creator:
+        return options.seed
+    return int.from_bytes(hashlib.sha256(f"{options.seed}:{worker_name()}".encode()).digest()[:4], "big")
+
+
+def worker_name() -> str:
+    """Which process ran a trial (a trial user attribute; also what makes joiners' seeds differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def find_study(options: SweepOptions, storage) -> optuna.Study | None:
+    """The existing study if it was made from the same sweep (else a ConfigError); None if there is none. Reads only."""
+    sampler = make_sampler(options.sampler, seed=sampler_seed(options, creator=False), space=options.sweep.space)
     try:
         existing = optuna.load_study(study_name=options.study_name, storage=storage, sampler=sampler)
     except KeyError:
-        existing = None
+        return None
     except Exception as exc:
-        raise ConfigError(f"cannot read study '{options.study_name}': {exc}") from None
-    if existing is not None:
-        found = existing.user_attrs.get(ATTR_SWEEP_HASH)
-        if found != expected:
-            raise ConfigError(
-                f"study '{options.study_name}' was created from a different sweep config or seed count; "
-                "use another --study-name (nothing was changed)"
-            )
-        existing.pruner = make_pruner(options.pruner)
-        return existing
+        raise ConfigError(f"cannot read study '{options.study_name}': {redact(str(exc).splitlines()[0])}") from None
+    if existing.user_attrs.get(ATTR_SWEEP_HASH) != sweep_hash(options.sweep, options.seeds):
+        raise ConfigError(
+            f"study '{options.study_name}' was created from a different sweep config or seed count; "
+            "use another --study-name (nothing was changed)"
+        )
+    existing.pruner = make_pruner(options.pruner)
+    return existing
+
+
+def create_study(options: SweepOptions, storage) -> optuna.Study:
     study = optuna.create_study(
         storage=storage,
         study_name=options.study_name,
-        sampler=sampler,
+        sampler=make_sampler(options.sampler, seed=sampler_seed(options, creator=True), space=options.sweep.space),
         pruner=make_pruner(options.pruner),
         direction="minimize",
     )
-    study.set_user_attr(ATTR_SWEEP_HASH, expected)
+    study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
     study.set_user_attr(ATTR_BASE_CONFIG, options.sweep.base.to_dict())
     study.set_user_attr(ATTR_SEEDS, list(options.seeds))
-    study.set_user_attr(ATTR_COMMAND, options.command_line)
+    study.set_user_attr(ATTR_DEFINITION, options.sweep.definition)
     study.set_user_attr("sweep_file", options.sweep.path)
     book = TrainConfig()
     baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
@@ -132,72 +176,136 @@ def open_study(options: SweepOptions) -> optuna.Study:
     return study
 
 
+def record_run_options(study: optuna.Study, options: SweepOptions) -> None:
+    """What a later `worker` without options uses: this run's budget, batch size, sampler, pruner and seed."""
+    study.set_user_attr(ATTR_COMMAND, options.command_line)
+    study.set_user_attr(
+        ATTR_OPTIONS,
+        {
+            "n_trials": options.n_trials,
+            "trials_per_batch": options.trials_per_batch,
+            "sampler": options.sampler,
+            "pruner": options.pruner,
+            "seed": options.seed,
+        },
+    )
+
+
+def worker_options(study: optuna.Study, *, storage: str, tracking_uri: str, **overrides: Any) -> SweepOptions:
+    """Options for a process joining `study`: the sweep and settings the study recorded, then `overrides`."""
+    definition = study.user_attrs.get(ATTR_DEFINITION)
+    if definition is None:
+        raise ConfigError(
+            f"study '{study.study_name}' does not record its sweep (made by an older dqn-sweep); "
+            "join it with `dqn-sweep run --config SWEEP.yaml` instead"
+        )
+    sweep = sweep_from_mapping(definition, source=f"study '{study.study_name}'")
+    recorded = dict(study.user_attrs.get(ATTR_OPTIONS, {}))
+    recorded.update({k: v for k, v in overrides.items() if v is not None})
+    return SweepOptions(
+        sweep=sweep,
+        study_name=study.study_name,
+        n_trials=recorded.pop("n_trials", 32),
+        n_seeds=len(study.user_attrs[ATTR_SEEDS]),
+        trials_per_batch=recorded.pop("trials_per_batch", 8),
+        sampler=recorded.pop("sampler", "tpe"),
+        pruner=recorded.pop("pruner", "none"),
+        seed=recorded.pop("seed", None),
+        storage=storage,
+        tracking_uri=tracking_uri,
+        join_only=True,
+        **recorded,
+    )
+
+
 def finished_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def committed_count(study: optuna.Study) -> int:
+    """Finished trials plus those running anywhere: what the budget has already handed out."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)))
 
 
 def run_sweep(options: SweepOptions) -> SweepSummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    study = open_study(options)
-    tracker = StudyTracker(
-        options.tracking_uri,
-        options.study_name,
-        tags={
-            TAG_STUDY: options.study_name,
-            TAG_SAMPLER: options.sampler,
-            TAG_PRUNER: options.pruner,
-            TAG_STORAGE: redact(options.storage),
-        },
-        searched=[p.name for p in options.sweep.space],
-    )
+    storage = open_storage(options)
+    existing = find_study(options, storage)  # reads only: a bad input changes no store
+    if existing is None and options.join_only:
+        raise ConfigError(f"unknown study '{options.study_name}'")
+    tags = {
+        TAG_STUDY: options.study_name,
+        TAG_SAMPLER: options.sampler,
+        TAG_PRUNER: options.pruner,
+        TAG_STORAGE: redact(options.storage),
+    }
+    with budget_lock(options.storage, storage, options.study_name):  # several workers may start at once
+        probe_tracking(options.tracking_uri)  # reads (or creates a new local store) before Optuna is written
+        study = find_study(options, storage) or create_study(options, storage)
+        if not options.join_only:
+            record_run_options(study, options)
+        tracker = StudyTracker(
+            options.tracking_uri, options.study_name, tags=tags, searched=[p.name for p in options.sweep.space]
+        )
+    from sweeps.recovery import repair  # recovery builds on this module
+
+    tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
     started = time.perf_counter()
-    already = finished_count(study)
     batch_rows = _largest_batch(options.sweep)
-    progress = _progress(options, already)
+    progress = _progress(options, finished_count(study))
     new_trials, failures, interrupted, trial_seconds = 0, 0, False, 0.0
     runs: list[TrialRun] = []
+    heartbeats = Heartbeats(storage, options.heartbeat_interval)
 
     def on_trial_done(run: TrialRun, status_override: str | None = None) -> None:
         nonlocal new_trials, trial_seconds
-        _log_trial(tracker, run, options, status_override)
+        heartbeats.discard(run.trial._trial_id)
+        tracker.attempt(f"trial {run.number}", lambda: _log_trial(tracker, run, options, status_override))
         if run.state in ("COMPLETE", "PRUNED"):
             new_trials += 1
             trial_seconds += run.wall_time_s
-            progress.update(1)
+            progress.n = min(finished_count(study), options.n_trials)  # other workers' trials count too
             best = _best_value(study)
-            if best is not None:
-                progress.set_postfix_str(f"best={best:g}")
+            progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
 
     stop = _StopRequest()
     try:
-        while finished_count(study) < options.n_trials:
-            stop.check()
-            wanted = min(options.trials_per_batch, options.n_trials - finished_count(study))
-            runs = _ask_batch(study, options, tracker, wanted)
-            if not runs:
-                failures += wanted
-                if failures > 2 * options.n_trials + 10:
-                    raise ConfigError("too many sampled configurations were invalid; check the search space")
-                continue
-            run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows, check_stop=stop.check)
-        notes = _log_best_agent(study, tracker, options)
-        tracker.finish_study("FINISHED")
+        with heartbeats:
+            while finished_count(study) < options.n_trials:
+                stop.check()
+                trials = _ask_budgeted(study, options, storage, heartbeats)
+                if not trials:
+                    time.sleep(min(IDLE_POLL_S, options.heartbeat_interval))  # the rest runs elsewhere
+                    continue
+                runs = _prepare_runs(study, options, tracker, trials, heartbeats)
+                if not runs:
+                    failures += len(trials)
+                    if failures > 2 * options.n_trials + 10:
+                        raise ConfigError("too many sampled configurations were invalid; check the search space")
+                    continue
+                run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows, check_stop=stop.check)
+        notes = _log_best_agent(study, tracker)
+        tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"))
     except KeyboardInterrupt:
         interrupted = True
         previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C must not cut the cleanup short
         try:
             fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
-            for run in runs:  # a forced stop can land while a finished trial was being logged
-                if run.run_id and not run.closed:
-                    tracker.finish_trial(run.run_id, run.state)
-            tracker.finish_study("KILLED")
+            # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
+            tracker.attempt("closing runs", lambda: repair(study, tracker))
+            tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"))
         finally:
             _set_sigint(previous)
         notes = []
     finally:
         stop.release()
         progress.close()
+    if tracker.failed_calls:
+        notes.append(
+            f"MLflow tracking failed or was skipped {tracker.failed_calls} times; "
+            f"`dqn-sweep sync --study-name {options.study_name}` re-creates the missing runs"
+        )
     counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in _COUNTED}
     best_trial = _best_trial(study)
     return SweepSummary(
@@ -250,32 +358,54 @@ def _set_sigint(handler: Any) -> Any:
         return None
 
 
-_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+def _ask_budgeted(study: optuna.Study, options: SweepOptions, storage, heartbeats: Heartbeats) -> list:
+    """Under the study's lock: fail dead workers' trials (they are re-queued), then ask what the budget allows.
+
+    Each new trial gets its first heartbeat before the lock is released, so no other worker can see it silent.
+    """
+    with budget_lock(options.storage, storage, options.study_name):
+        fail_stale_trials(study)
+        wanted = min(options.trials_per_batch, options.n_trials - committed_count(study))
+        trials = []
+        for _ in range(max(wanted, 0)):
+            with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat ourselves
+                warnings.simplefilter("ignore", UserWarning)
+                trial = study.ask()
+            heartbeats.add(trial._trial_id)
+            trials.append(trial)
+        return trials
 
 
-def _ask_batch(study: optuna.Study, options: SweepOptions, tracker: StudyTracker, wanted: int) -> list[TrialRun]:
+def _prepare_runs(
+    study: optuna.Study, options: SweepOptions, tracker: StudyTracker, trials: list, heartbeats: Heartbeats
+) -> list[TrialRun]:
+    """Sample each trial's parameters and open its MLflow run (when tracking is up); invalid samples FAIL."""
     runs = []
     searched = [p.name for p in options.sweep.space]
-    for _ in range(wanted):
-        trial = study.ask()
+    tags = {TAG_STUDY: options.study_name, TAG_SAMPLER: options.sampler, TAG_PRUNER: options.pruner}
+    for trial in trials:
         params = {spec.name: spec.suggest(trial) for spec in options.sweep.space}
         try:
             config = options.sweep.config_for(params)
         except ConfigError as exc:
             trial.set_user_attr("fail_reason", str(exc))
             study.tell(trial, state=TrialState.FAIL)
+            heartbeats.discard(trial._trial_id)
             continue
         run = TrialRun(trial=trial, config=config, seeds=options.seeds)
-        run.run_id = tracker.start_trial(
-            trial.number,
-            config.to_dict(),
-            searched,
-            options.seeds,
-            tags={TAG_STUDY: options.study_name, TAG_SAMPLER: options.sampler, TAG_PRUNER: options.pruner},
+        trial.set_user_attr("worker", worker_name())
+        trial.set_user_attr("tracking_tags", {TAG_SAMPLER: options.sampler, TAG_PRUNER: options.pruner})
+        run.run_id = tracker.attempt(
+            f"starting trial {trial.number}",
+            lambda t=trial, c=config: tracker.start_trial(t.number, c.to_dict(), searched, options.seeds, tags=tags),
         )
-        trial.set_user_attr("mlflow_run_id", run.run_id)
+        if run.run_id is not None:
+            trial.set_user_attr("mlflow_run_id", run.run_id)
         runs.append(run)
     return runs
+
+
+_COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 
 
 def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
@@ -286,17 +416,17 @@ def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, stat
         curves[f"seed_{seed}/steps"] = curve.steps
         curves[f"seed_{seed}/epsilon"] = curve.epsilon
         curves[f"seed_{seed}/loss"] = curve.loss
-    summary: dict[str, float] = {
-        "wall_time_s": run.wall_time_s,
-        "env_steps": float(run.env_steps),
-        "episodes": float(max((len(c.steps) for c in run.curves.values()), default=0)),
-    }
-    if run.value is not None:
-        summary["episodes_to_solve"] = run.value
-    if run.state == "COMPLETE":
-        summary.update({f"seed_{s}/episodes_to_solve": v for s, v in zip(run.seeds, run.per_seed, strict=True)})
-    else:
-        summary.update({f"seed_{s}/lower_bound": c.bound for s, c in run.curves.items()})
+    summary = summary_metrics(
+        value=run.value,
+        state=run.state,
+        per_seed=dict(zip(map(str, run.seeds), run.per_seed, strict=True)),
+        bounds={str(s): c.bound for s, c in run.curves.items()},
+        extra={
+            "wall_time_s": run.wall_time_s,
+            "env_steps": float(run.env_steps),
+            "episodes": float(max((len(c.steps) for c in run.curves.values()), default=0)),
+        },
+    )
     tracker.log_curves(run.run_id, curves, summary)
     if any(c.steps for c in run.curves.values()):
         title = f"{options.study_name} trial {run.number} ({run.state.lower()})"
@@ -313,7 +443,6 @@ def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, stat
             },
         )
     tracker.finish_trial(run.run_id, status_override or run.state)
-    run.closed = True
 
 
 def representative_seed(trial: optuna.trial.FrozenTrial) -> int:
@@ -362,17 +491,24 @@ def write_replay(
     return out, steps, note
 
 
-def _log_best_agent(study: optuna.Study, tracker: StudyTracker, options: SweepOptions) -> list[str]:
+def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
+    """The best trial's agent and a GIF, to its run, unless already there (workers ending together may both log)."""
     best = _best_trial(study)
     if best is None:
         return ["no trial completed, so no best agent was saved"]
     run_id = best.user_attrs.get("mlflow_run_id")
-    if run_id and tracker.client.get_run(run_id).data.tags.get(TAG_AGENT_LOGGED) == "true":
-        return []
-    with tempfile.TemporaryDirectory() as folder:
-        _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
-    notes = [f"best trial {best.number}: agent and a {steps}-step greedy episode GIF logged to MLflow"]
-    return notes + ([note] if note else [])
+    if run_id is None:
+        return [f"best trial {best.number} has no MLflow run (tracking was down); its agent was not logged"]
+
+    def log() -> list[str]:
+        if tracker.client.get_run(run_id).data.tags.get(TAG_AGENT_LOGGED) == "true":
+            return []
+        with tempfile.TemporaryDirectory() as folder:
+            _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
+        notes = [f"best trial {best.number}: agent and a {steps}-step greedy episode GIF logged to MLflow"]
+        return notes + ([note] if note else [])
+
+    return tracker.attempt("logging the best agent", log) or []
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:

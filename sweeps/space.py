@@ -81,6 +81,7 @@ class SweepFile:
     base: TrainConfig
     space: tuple[ParamSpec, ...]
     study: dict[str, Any] = field(default_factory=dict)
+    definition: dict[str, Any] = field(default_factory=dict)  # the parsed YAML, kept so workers need no file
 
     def config_for(self, params: Mapping[str, Any]) -> TrainConfig:
         """The trainer config of one trial: the base with the sampled values applied (and validated)."""
@@ -102,8 +103,11 @@ STUDY_KEYS = {
 
 
 def load_sweep(path: str | Path) -> SweepFile:
-    data = read_yaml_mapping(path)
-    source = str(path)
+    return sweep_from_mapping(read_yaml_mapping(path), source=str(path))
+
+
+def sweep_from_mapping(data: Mapping[str, Any], *, source: str) -> SweepFile:
+    """A sweep from its parsed YAML (a file, or the copy a study keeps for its workers), fully validated."""
     for key in data:
         if key not in SECTIONS:
             raise ConfigError(f"{source}: unknown section '{key}' (expected {', '.join(SECTIONS)})")
@@ -117,7 +121,7 @@ def load_sweep(path: str | Path) -> SweepFile:
                 base.replace(**{spec.name: value})
             except ConfigError as exc:
                 raise ConfigError(f"{source} [search_space] {spec.name}={value!r} is invalid: {exc}") from None
-    return SweepFile(path=source, base=base, space=space, study=study)
+    return SweepFile(path=source, base=base, space=space, study=study, definition=dict(data))
 
 
 def parse_space(data: Mapping[str, Any], *, source: str) -> tuple[ParamSpec, ...]:

@@ -63,26 +63,70 @@ def check_tracking_uri(uri: str) -> None:
         raise ConfigError(f"unsupported tracking URI '{redact(uri)}'")
 
 
-def open_optuna_storage(url: str):
-    """An Optuna storage object for `url`; every failure becomes a ConfigError without the password."""
+HEARTBEAT_INTERVAL = 60  # seconds between heartbeats of a running trial
+GRACE_PERIOD = 180  # a RUNNING trial silent for longer is failed and retried
+
+
+def open_optuna_storage(
+    url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_period: int = GRACE_PERIOD, writable: bool = True
+):
+    """An Optuna storage object for `url` with heartbeats and a retry of dead trials (see `liveness.py`).
+
+    Every failure becomes a one-line ConfigError without the password.
+    """
     import optuna
+
+    from sweeps import liveness
 
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url[len(JOURNAL_PREFIX) :])
-            if not path.parent.resolve().is_dir():
-                raise ConfigError(f"journal folder does not exist: {path.parent}")
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+            _check_journal(path, writable=writable)
+            from optuna.storages.journal import JournalFileBackend
 
-            return JournalStorage(JournalFileBackend(str(path)))
+            try:
+                return liveness.HeartbeatJournalStorage(
+                    JournalFileBackend(str(path)),
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    stale_callback=liveness.retry_callback(),
+                )
+            except ValueError as exc:  # json.JSONDecodeError included
+                raise ConfigError(f"Optuna journal {path} is corrupt: {first_line(exc)}") from None
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and exactly what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180)
+            return liveness.HeartbeatRDBStorage(
+                url,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=liveness.retry_callback(),
+            )
     except ConfigError:
         raise
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"cannot open Optuna storage {redact(url)}: {redact(reason)}") from None
+        raise ConfigError(f"cannot open Optuna storage {redact(url)}: {redact(first_line(exc))}") from None
+
+
+def _check_journal(path: Path, *, writable: bool) -> None:
+    if not str(path) or path.is_dir():
+        raise ConfigError(f"journal path must name a file, got '{path}'")
+    if not path.parent.resolve().is_dir():
+        raise ConfigError(f"journal folder does not exist: {path.parent}")
+    if writable:
+        target = path if path.exists() else path.parent
+        if not os.access(target, os.W_OK):
+            raise ConfigError(f"Optuna journal {path} is read-only (cannot write {target})")
+        if not path.exists():
+            try:  # the backend would create it anyway; doing it here turns a refusal into one line
+                path.open("ab").close()
+            except OSError as exc:
+                raise ConfigError(f"cannot create Optuna journal {path}: {exc.strerror}") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message: errors reach users as one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _looks_like_sqlite(path: Path) -> bool:

@@ -4,21 +4,30 @@ Written against `MlflowClient` with explicit run ids (no global active run), so 
 open at once. Per-episode curves go out through `log_batch` in chunks, never one HTTP/SQL call per point.
 Time spent here is accumulated per purpose in `seconds` ("setup", "trials", "best") so the sweep can report its
 tracking overhead apart from one-time store creation.
+
+The sweep calls the per-trial methods through `attempt`: when the tracking server is unreachable, Optuna still
+gets every trial, the failure becomes one warning line, calls are skipped for `OUTAGE_BACKOFF_S`, and
+`dqn-sweep sync` later re-creates what is missing (see `recovery.py`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import re
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import redact, sqlite_path
+from sweeps.stores import first_line, redact, sqlite_path
+
+T = TypeVar("T")
 
 TAG_STUDY = "dqn_sweep.study"
 TAG_ROLE = "dqn_sweep.role"
@@ -40,6 +49,54 @@ SHARED_VIEW_TAG = "mlflow.sharedViewState."
 # Optuna trial state -> MLflow run status
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}
 
+OUTAGE_BACKOFF_S = 30.0  # after a failed call, skip tracking for this long instead of paying retries per call
+# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) stall a sweep for minutes per call when
+# the server is down; these bound one call to a few seconds. Closing a run on a server also prints its URL to
+# stdout, once per trial. Set the variables yourself to override them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def bounded_http_retries() -> None:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # one warning line per outage, not one per retry
+
+
+def probe_tracking(uri: str) -> None:
+    """One read, before anything is written anywhere: an unreachable or unusable store is a one-line error."""
+    from mlflow.tracking import MlflowClient
+
+    bounded_http_retries()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:
+        raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {redact(first_line(exc))}") from None
+
+
+def summary_metrics(
+    *,
+    value: float | None,
+    state: str,
+    per_seed: Mapping[str, float],
+    bounds: Mapping[str, float],
+    extra: Mapping[str, float],
+) -> dict[str, float]:
+    """The step-0 metrics of a trial run: the objective, per-seed values (or lower bounds when not complete)."""
+    summary = {k: float(v) for k, v in extra.items() if v is not None}
+    if value is not None:
+        summary["episodes_to_solve"] = float(value)
+    if state == "COMPLETE":
+        summary.update({f"seed_{s}/episodes_to_solve": float(v) for s, v in per_seed.items()})
+    else:
+        summary.update({f"seed_{s}/lower_bound": float(v) for s, v in bounds.items()})
+    return summary
+
 
 class StudyTracker:
     """MLflow side of one study (created on first use, found again on resume)."""
@@ -48,8 +105,12 @@ class StudyTracker:
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow resets it to INFO
+        bounded_http_retries()
         self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0}
         self.uri = uri
+        self.study_name = study_name
+        self.failed_calls = 0
+        self._down_until = 0.0
         with self._timed("setup"):
             try:
                 self.client = MlflowClient(tracking_uri=uri)
@@ -69,7 +130,26 @@ class StudyTracker:
             except ConfigError:
                 raise
             except Exception as exc:
-                raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {_first_line(exc)}") from None
+                reason = redact(first_line(exc))
+                raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {reason}") from None
+
+    def attempt(self, what: str, call: Callable[[], T]) -> T | None:
+        """`call()`, or None when tracking is down: the sweep goes on and `dqn-sweep sync` repairs the gap later."""
+        if time.monotonic() < self._down_until:
+            self.failed_calls += 1
+            return None
+        try:
+            return call()
+        except Exception as exc:
+            self.failed_calls += 1
+            self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
+            print(
+                f"warning: MLflow tracking at {redact(self.uri)} failed ({what}: {redact(first_line(exc))[:200]}); "
+                f"trials go on in Optuna; run `dqn-sweep sync --study-name {self.study_name}` once it is back",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
 
     @contextmanager
     def _timed(self, purpose: str = "trials") -> Iterator[None]:
@@ -100,8 +180,6 @@ class StudyTracker:
         self, number: int, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int], tags: Mapping
     ) -> str:
         """A RUNNING nested run holding every trainer parameter and the seeds."""
-        from mlflow.entities import Param, RunTag
-
         with self._timed():
             run = self.client.create_run(
                 self.experiment_id,
@@ -115,18 +193,25 @@ class StudyTracker:
                     TAG_SEARCHED: ",".join(searched),
                 },
             )
-            values = {**{k: _param_text(v) for k, v in params.items()}, "seeds": ",".join(map(str, seeds))}
+            self.log_trial_params(run.info.run_id, params, searched, seeds)
+            return run.info.run_id
+
+    def log_trial_params(
+        self, run_id: str, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int]
+    ) -> None:
+        """Every trainer parameter and the seeds as params; the searched ones also as `searched.<name>` tags."""
+        from mlflow.entities import Param, RunTag
+
+        values = {**{k: _param_text(v) for k, v in params.items()}, "seeds": ",".join(map(str, seeds))}
+        with self._timed():
             self.client.log_batch(
-                run.info.run_id,
+                run_id,
                 params=[Param(k, v) for k, v in values.items()],
                 tags=[RunTag(f"searched.{name}", _param_text(params[name])) for name in searched],
             )
-            return run.info.run_id
 
     def log_curves(self, run_id: str, curves: Mapping[str, Sequence[float]], summary: Mapping[str, float]) -> None:
         """`curves` name -> per-episode values (logged with step = episode, 1-based); `summary` at step 0."""
-        import math
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -159,11 +244,20 @@ class StudyTracker:
             self.client.set_terminated(self.parent_run_id, status=status)
 
     def trial_runs(self) -> dict[int, Any]:
-        """Trial number -> MLflow Run, for the runs this study has logged."""
-        runs = self.client.search_runs(
-            [self.experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'trial'", max_results=50_000
-        )
-        return {int(r.data.tags[TAG_TRIAL]): r for r in runs if TAG_TRIAL in r.data.tags}
+        """Trial number -> MLflow Run, for the runs this study has logged (paged: no limit on the count)."""
+        runs: dict[int, Any] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{TAG_ROLE}` = 'trial'",
+                max_results=1000,
+                page_token=token,
+            )
+            runs.update({int(r.data.tags[TAG_TRIAL]): r for r in page if TAG_TRIAL in r.data.tags})
+            token = page.token
+            if not token:
+                return runs
 
 
 def artifact_location(uri: str, study_name: str) -> str | None:
@@ -203,8 +297,3 @@ def _param_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
     return str(value)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

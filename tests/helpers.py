@@ -50,3 +50,15 @@ class Stores:
 
     def run(self, *extra: str, study: str = "tiny") -> int:
         return main(self.argv(*extra, study=study))
+
+
+# A sweep for several worker processes: one seed, one trial per batch, short trials (values are censored at 31,
+# which is fine: these tests are about bookkeeping, not learning).
+WORKER_SWEEP = """
+study: {n_trials: 8, n_seeds: 1, trials_per_batch: 1, sampler: tpe, pruner: none, seed: 11}
+trainer: {max_episodes: 30}
+search_space:
+  gamma: {type: float, low: 0.9, high: 0.999}
+  warmup: {type: int, low: 0, high: 10}
+"""
+FAST_LIVENESS = ("--heartbeat-interval", "1", "--grace-period", "6")

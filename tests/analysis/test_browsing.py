@@ -71,7 +71,7 @@ def chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tiny_sweep, tmp_path_factory) -> Iterator[str]:
+def mlflow_ui_server(tiny_sweep, tmp_path_factory) -> Iterator[str]:
     port = _free_port()
     log = tmp_path_factory.mktemp("mlflow_server") / "server.log"
     with log.open("w") as output:
@@ -100,11 +100,11 @@ def mlflow_server(tiny_sweep, tmp_path_factory) -> Iterator[str]:
             server.wait(timeout=30)
 
 
-def test_mlflow_ui_lists_trials_with_their_params(tiny_sweep, mlflow_server, chromium, tmp_path):
-    client = MlflowClient(mlflow_server)
+def test_mlflow_ui_lists_trials_with_their_params(tiny_sweep, mlflow_ui_server, chromium, tmp_path):
+    client = MlflowClient(mlflow_ui_server)
     experiment = client.get_experiment_by_name("tiny")
     trials = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'trial'")
-    url = f"{mlflow_server}/{trials_view_path(experiment.experiment_id)}"
+    url = f"{mlflow_ui_server}/{trials_view_path(experiment.experiment_id)}"
     dom = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
         capture_output=True,

@@ -1,0 +1,94 @@
+"""Bring MLflow back in line with Optuna, the store of record: after a dead worker (`repair`) or an outage (`sync`).
+
+Optuna holds every trial's parameters, state, value and per-seed results, so MLflow can always be rebuilt from it:
+`repair` fails the trials of dead workers (they are re-queued) and closes the runs they left RUNNING; `sync` also
+re-creates the runs that were never logged, with params, tags and summary metrics. Per-episode curves and the
+learning-curve PNG live only in a worker's memory, so a re-created run has neither (its config.yaml is written).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeps import artifacts
+from sweeps.liveness import fail_stale_trials
+from sweeps.runner import ATTR_SEEDS, trial_config
+from sweeps.tracking import TAG_STUDY, StudyTracker, summary_metrics
+
+TAG_SYNCED = "dqn_sweep.synced"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass
+class Reconciled:
+    failed_stale: list[int] = field(default_factory=list)  # trials of dead workers, now FAIL (and re-queued)
+    closed: list[int] = field(default_factory=list)  # runs left RUNNING, now closed with the trial's state
+    created: list[int] = field(default_factory=list)  # runs re-created from Optuna
+
+    def describe(self) -> str:
+        parts = [
+            f"{len(self.failed_stale)} stale trials failed and re-queued",
+            f"{len(self.closed)} runs closed",
+        ]
+        return ", ".join([*parts, f"{len(self.created)} runs re-created"])
+
+
+def repair(study: optuna.Study, tracker: StudyTracker) -> Reconciled:
+    """Fail dead workers' trials and close every run whose trial is no longer running."""
+    return _reconcile(study, tracker, create_missing=False)
+
+
+def sync(study: optuna.Study, tracker: StudyTracker) -> Reconciled:
+    """`repair`, and re-create the runs of finished trials that MLflow never got."""
+    return _reconcile(study, tracker, create_missing=True)
+
+
+def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bool) -> Reconciled:
+    before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    done = Reconciled(failed_stale=[t.number for t in trials if t.state == TrialState.FAIL and t.number not in before])
+    runs = tracker.trial_runs()
+    for trial in trials:
+        if not trial.state.is_finished():
+            continue
+        run = runs.get(trial.number)
+        if run is None:
+            if create_missing and trial.state in FINISHED:
+                _create_run(study, tracker, trial)
+                done.created.append(trial.number)
+            continue
+        if "seeds" not in run.data.params:  # created just before an outage, its params never arrived
+            seeds = study.user_attrs[ATTR_SEEDS]
+            tracker.log_trial_params(run.info.run_id, trial_config(study, trial).to_dict(), list(trial.params), seeds)
+        if run.info.status == "RUNNING":
+            if trial.state in FINISHED and "episodes_to_solve" not in run.data.metrics:
+                tracker.log_curves(run.info.run_id, {}, _summary(trial))
+            tracker.finish_trial(run.info.run_id, trial.state.name)
+            done.closed.append(trial.number)
+    return done
+
+
+def _summary(trial: FrozenTrial) -> dict[str, float]:
+    attrs = trial.user_attrs
+    return summary_metrics(
+        value=trial.value,
+        state=trial.state.name,
+        per_seed=attrs.get("episodes_to_solve_per_seed", {}),
+        bounds=attrs.get("lower_bound_per_seed", {}),
+        extra={k: attrs[k] for k in ("wall_time_s", "env_steps") if k in attrs},
+    )
+
+
+def _create_run(study: optuna.Study, tracker: StudyTracker, trial: FrozenTrial) -> str:
+    config = trial_config(study, trial)
+    seeds = study.user_attrs[ATTR_SEEDS]
+    tags = {TAG_STUDY: study.study_name, TAG_SYNCED: "true", **trial.user_attrs.get("tracking_tags", {})}
+    run_id = tracker.start_trial(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)
+    tracker.log_curves(run_id, {}, _summary(trial))
+    tracker.log_files(run_id, {"config.yaml": lambda p: artifacts.write_config_yaml(p, config.to_dict(), seeds)})
+    tracker.finish_trial(run_id, trial.state.name)
+    return run_id
