@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import optuna
@@ -180,7 +179,3 @@ def fail_unfinished(study: optuna.Study, runs: Sequence[TrialRun], on_trial_done
         run.state = study.trials[run.number].state.name
         on_trial_done(run)
     return failed
-
-
-def trial_params(run: TrialRun) -> dict[str, Any]:
-    return dict(run.trial.params)
