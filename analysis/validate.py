@@ -18,6 +18,7 @@ from analysis.load import StudyData
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from dqn_core.trainer import train_population
+from sweeps.inspect import ranked_complete_trials
 from sweeps.objective import aggregate, censored_value
 from sweeps.runner import trial_config
 from sweeps.tracking import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL
@@ -35,10 +36,7 @@ def validate(data: StudyData, *, top: int, seeds: int) -> pd.DataFrame:
     if top < 1 or seeds < 1:
         raise ConfigError(f"--top and --seeds must be >= 1, got {top} and {seeds}")
     study = data.study
-    complete = sorted(
-        (t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None),
-        key=lambda t: (t.value, t.number),
-    )
+    complete = ranked_complete_trials(study)
     if not complete:
         raise ConfigError(f"study '{study.study_name}' has no complete trial to validate")
     chosen = complete[:top]

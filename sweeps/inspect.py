@@ -61,11 +61,21 @@ def find_trial(study: optuna.Study, *, number: int | None, run_id: str | None) -
     raise ConfigError(f"study '{study.study_name}' has no {what} ({len(trials)} trials)")
 
 
-def best_table(study: optuna.Study) -> str:
+def ranked_complete_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Complete trials, best first (lower value; ties to the earlier trial): the one ordering every command uses."""
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    if not complete:
+    return sorted(complete, key=lambda t: (t.value, t.number))
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    ranked = ranked_complete_trials(study)
+    return ranked[0] if ranked else None
+
+
+def best_table(study: optuna.Study) -> str:
+    best = best_trial(study)
+    if best is None:
         raise ConfigError(f"study '{study.study_name}' has no complete trial yet")
-    best = min(complete, key=lambda t: (t.value, t.number))
     per_seed = best.user_attrs.get("episodes_to_solve_per_seed", {})
     rows = [
         ("study", study.study_name),

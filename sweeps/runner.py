@@ -32,6 +32,7 @@ from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from sweeps import artifacts
 from sweeps.budget import budget_lock
+from sweeps.inspect import best_trial
 from sweeps.liveness import Heartbeats, fail_stale_trials
 from sweeps.objective import TrialRun, fail_unfinished, run_batch
 from sweeps.space import SweepFile, sweep_from_mapping
@@ -307,7 +308,7 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
             f"`dqn-sweep sync --study-name {options.study_name}` re-creates the missing runs"
         )
     counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in _COUNTED}
-    best_trial = _best_trial(study)
+    best = best_trial(study)
     return SweepSummary(
         study_name=options.study_name,
         counts=counts,
@@ -315,9 +316,9 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
         seconds=time.perf_counter() - started,
         tracking_seconds=dict(tracker.seconds),
         trial_seconds=trial_seconds,
-        best_number=best_trial.number if best_trial else None,
-        best_value=best_trial.value if best_trial else None,
-        best_params=dict(best_trial.params) if best_trial else {},
+        best_number=best.number if best else None,
+        best_value=best.value if best else None,
+        best_params=dict(best.params) if best else {},
         experiment_id=tracker.experiment_id,
         interrupted=interrupted,
         notes=notes,
@@ -493,7 +494,7 @@ def write_replay(
 
 def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
     """The best trial's agent and a GIF, to its run, unless already there (workers ending together may both log)."""
-    best = _best_trial(study)
+    best = best_trial(study)
     if best is None:
         return ["no trial completed, so no best agent was saved"]
     run_id = best.user_attrs.get("mlflow_run_id")
@@ -511,13 +512,8 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
     return tracker.attempt("logging the best agent", log) or []
 
 
-def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
-    return min(complete, key=lambda t: (t.value, t.number)) if complete else None
-
-
 def _best_value(study: optuna.Study) -> float | None:
-    best = _best_trial(study)
+    best = best_trial(study)
     return best.value if best else None
 
 
