@@ -16,10 +16,15 @@ _EXPORTS = {
     "TrainConfig": "dqn_core.config",
     "load_config": "dqn_core.config",
     "TrainedAgent": "dqn_core.agent",
-    "EpisodeStats": "dqn_core.trainer",
-    "TrainResult": "dqn_core.trainer",
+    "EpisodeStats": "dqn_core.results",
+    "TrainResult": "dqn_core.results",
     "train": "dqn_core.trainer",
     "train_population": "dqn_core.trainer",
+    "StreamShape": "dqn_core.stream",
+    "StreamError": "dqn_core.stream",
+    "Supply": "dqn_core.stream",
+    "WorkItem": "dqn_core.stream",
+    "train_stream": "dqn_core.stream",
 }
 
 __all__ = sorted(_EXPORTS)

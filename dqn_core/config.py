@@ -20,6 +20,8 @@ from dqn_core.errors import ConfigError
 
 REWARD_MODES = ("book", "env")
 TIME_LIMIT_MODES = ("terminal", "bootstrap")
+EPSILON_SCHEDULES = ("exponential", "linear")
+MAX_UPDATES_PER_STEP = 16
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,7 +41,12 @@ class TrainConfig:
     epsilon_stop: float = 0.01
     """Exploration rate the decay approaches (book: E_STOP)."""
     epsilon_decay_rate: float = 0.001
-    """epsilon = stop + (start - stop) * exp(-rate * total_steps) (book: E_DECAY_RATE)."""
+    """epsilon = stop + (start - stop) * exp(-rate * total_steps) (book: E_DECAY_RATE); exponential schedule only."""
+    epsilon_schedule: str = "exponential"
+    """`exponential` in total steps (book), or `linear` from epsilon_start to epsilon_stop over epsilon_decay_steps
+    and flat after (the form SB3 and rl-zoo3 tune as exploration_fraction / exploration_final_eps)."""
+    epsilon_decay_steps: int = 10_000
+    """Total env steps the linear schedule takes to reach epsilon_stop; linear schedule only."""
     memory_size: int = 10_000
     """Replay capacity in transitions; the oldest is overwritten when full (book: MEMORY_SIZE)."""
     batch_size: int = 32
@@ -50,6 +57,13 @@ class TrainConfig:
     """Adam step size."""
     target_refresh_episodes: int = 1
     """Copy the online weights into the target network at the start of every N-th episode (book: 1)."""
+    target_refresh_steps: int = 0
+    """If > 0, copy the online weights into the target every N env steps instead (target_refresh_episodes is then
+    unused; SB3's target_update_interval); 0 keeps the per-episode refresh (book)."""
+    updates_per_step: int = 1
+    """Gradient steps per env step, each on its own minibatch (the replay ratio; book: 1)."""
+    double_dqn: bool = False
+    """Double DQN targets: the online network picks the next action, the target network values it (book: off)."""
     success_threshold: int = 190
     """An episode that lasts at least this many steps is a success."""
     successes_to_solve: int = 5
@@ -114,6 +128,10 @@ def coerce_value(key: str, value: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list of integers, got {value!r}")
         return tuple(_as_int(f"{key} entry", item) for item in value)
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
     if kind is int:
         return _as_int(key, value)
     if kind is float:
@@ -229,6 +247,16 @@ def _check_ranges(c: TrainConfig) -> None:
         c.target_refresh_episodes >= 1,
         f"target_refresh_episodes must be >= 1, got {c.target_refresh_episodes}",
     )
+    _require(
+        c.epsilon_schedule in EPSILON_SCHEDULES,
+        f"epsilon_schedule must be one of {EPSILON_SCHEDULES}, got '{c.epsilon_schedule}'",
+    )
+    _require(c.epsilon_decay_steps >= 1, f"epsilon_decay_steps must be >= 1, got {c.epsilon_decay_steps}")
+    _require(c.target_refresh_steps >= 0, f"target_refresh_steps must be >= 0, got {c.target_refresh_steps}")
+    _require(
+        1 <= c.updates_per_step <= MAX_UPDATES_PER_STEP,
+        f"updates_per_step must be in [1, {MAX_UPDATES_PER_STEP}], got {c.updates_per_step}",
+    )
     _require(c.successes_to_solve >= 1, f"successes_to_solve must be >= 1, got {c.successes_to_solve}")
     _require(c.reward_mode in REWARD_MODES, f"reward_mode must be one of {REWARD_MODES}, got '{c.reward_mode}'")
     _require(c.time_limit in TIME_LIMIT_MODES, f"time_limit must be one of {TIME_LIMIT_MODES}, got '{c.time_limit}'")
@@ -256,12 +284,12 @@ def _collect_field_docs() -> dict[str, str]:
             and isinstance(following, ast.Expr)
             and isinstance(following.value, ast.Constant)
         ):
-            docs[node.target.id] = str(following.value.value)
+            docs[node.target.id] = " ".join(str(following.value.value).split())  # one line, however wrapped
     return docs
 
 
 def _field_types() -> dict[str, Any]:
-    mapping = {"int": int, "float": float, "str": str}
+    mapping = {"int": int, "float": float, "str": str, "bool": bool}
     return {f.name: mapping.get(str(f.type), str(f.type)) for f in dataclasses.fields(TrainConfig)}
 
 

@@ -1,8 +1,10 @@
 """The compiled inner loop: many environment steps of a whole population in one XLA call.
 
-Every agent acts, steps its CartPole, stores the transition and takes one gradient step per tick, exactly as the
+Every agent acts, steps its CartPole, stores the transition and takes its gradient steps per tick, exactly as the
 book's loop does, but all agents at once and `ticks` times per call, so the host is visited once per chunk instead
 of ~65 times per step. Agents that are not active are carried along unchanged (masked), never branched on.
+Everything that may differ between agents is a per-agent tensor (`Hyper`); only shapes and two feature switches
+(the most gradient steps per tick, whether any agent uses Double DQN) are compiled in.
 """
 
 from __future__ import annotations
@@ -25,14 +27,20 @@ class Hyper(NamedTuple):
     epsilon_stop: tf.Tensor
     epsilon_decay_rate: tf.Tensor
     batch_size: tf.Tensor  # int32 from here on
+    epsilon_decay_steps: tf.Tensor
     warmup: tf.Tensor
     memory_size: tf.Tensor
     target_refresh_episodes: tf.Tensor
+    target_refresh_steps: tf.Tensor  # 0: refresh by episodes
+    updates_per_step: tf.Tensor
     max_episodes: tf.Tensor
     success_threshold: tf.Tensor
     successes_to_solve: tf.Tensor
     env_reward: tf.Tensor  # bool
     bootstrap_truncation: tf.Tensor  # bool
+    linear_epsilon: tf.Tensor  # bool
+    double_dqn: tf.Tensor  # bool
+    trainable: tf.Tensor  # [K, layers] bool
 
 
 class State(NamedTuple):
@@ -67,15 +75,38 @@ def _bcast(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     return tf.reshape(mask, [-1] + [1] * (len(like.shape) - 1))
 
 
-def tick(state: State, h: Hyper, max_steps: int, n_actions: int, batch_rows: int) -> tuple[State, Events]:
-    """One environment step and one gradient step for every active agent."""
+class Features(NamedTuple):
+    """Static switches compiled into the graph: a population declares them up front (see `StreamShape`)."""
+
+    max_steps: int
+    n_actions: int
+    batch_rows: int
+    max_updates: int
+    double: bool
+
+
+def epsilon_at(h: Hyper, total_step: tf.Tensor) -> tf.Tensor:
+    """The exploration rate after `total_step` env steps: the book's exponential decay, or linear then flat."""
+    steps = tf.cast(total_step, tf.float32)
+    exponential = h.epsilon_stop + (h.epsilon_start - h.epsilon_stop) * tf.exp(-h.epsilon_decay_rate * steps)
+    progress = tf.minimum(steps / tf.cast(h.epsilon_decay_steps, tf.float32), 1.0)
+    linear = h.epsilon_stop + (h.epsilon_start - h.epsilon_stop) * (1.0 - progress)  # exactly stop at the end
+    return tf.where(h.linear_epsilon, linear, exponential)
+
+
+def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
+    """One environment step and `updates_per_step` gradient steps for every active agent."""
     live = state.active
     starting = live & tf.equal(state.episode_step, 0)
 
-    # Episode start: gymnasium's reset (uniform +-0.05) and the book's target refresh.
+    # Episode start: gymnasium's reset (uniform +-0.05); the target refresh: per episode (book) or every N steps.
     noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, 4), tf.float64)
     physics = tf.where(starting[:, None], (noise * 2.0 - 1.0) * cartpole.RESET_BOUND, state.physics)
-    refresh = starting & tf.equal(state.episodes_done % h.target_refresh_episodes, 0)
+    by_episode = starting & tf.equal(h.target_refresh_steps, 0)
+    by_episode &= tf.equal(state.episodes_done % tf.maximum(h.target_refresh_episodes, 1), 0)
+    by_steps = live & (h.target_refresh_steps > 0)
+    by_steps &= tf.equal(state.total_step % tf.maximum(h.target_refresh_steps, 1), 0)
+    refresh = by_episode | by_steps
     target = [tf.where(_bcast(refresh, p), p, tp) for p, tp in zip(state.params, state.target, strict=True)]
     loss_sum = tf.where(starting, 0.0, state.loss_sum)
     loss_count = tf.where(starting, 0, state.loss_count)
@@ -83,19 +114,17 @@ def tick(state: State, h: Hyper, max_steps: int, n_actions: int, batch_rows: int
     live_int = tf.cast(live, tf.int32)
     episode_step = state.episode_step + live_int
     total_step = state.total_step + live_int
-    epsilon = h.epsilon_stop + (h.epsilon_start - h.epsilon_stop) * tf.exp(
-        -h.epsilon_decay_rate * tf.cast(total_step, tf.float32)
-    )
+    epsilon = epsilon_at(h, total_step)
 
     # Epsilon-greedy action from the online network.
     obs = tf.cast(physics, tf.float32)
     draws = rng.uniform(h.key, total_step, rng.STREAM_EXPLORE, 2)
     greedy = tf.argmax(q_values(state.params, obs[:, None, :])[:, 0, :], axis=-1, output_type=tf.int32)
-    random_action = tf.minimum(tf.cast(draws[:, 1] * n_actions, tf.int32), n_actions - 1)
+    random_action = tf.minimum(tf.cast(draws[:, 1] * f.n_actions, tf.int32), f.n_actions - 1)
     action = tf.where(epsilon > draws[:, 0], random_action, greedy)
 
     next_physics, terminated = cartpole.cartpole_step(physics, action)
-    truncated = ~terminated & (episode_step >= max_steps)
+    truncated = ~terminated & (episode_step >= f.max_steps)
     done = terminated | truncated
     success = done & (episode_step >= h.success_threshold)
     reward = tf.where(h.env_reward | success, 1.0, 0.0)  # CartPole's env reward is 1 on every step
@@ -104,11 +133,31 @@ def tick(state: State, h: Hyper, max_steps: int, n_actions: int, batch_rows: int
     memory = replay.add(state.memory, transition, live & (episode_step > h.warmup), h.memory_size)
 
     can_train = live & (memory.count >= h.batch_size)
-    batch = replay.sample(memory, h.key, total_step, batch_rows)
-    update_hyper = UpdateHyper(h.gamma, h.learning_rate, h.batch_size, h.bootstrap_truncation)
-    params, adam, loss = dqn_update(state.params, target, state.adam, batch, update_hyper, can_train)
-    loss_sum = loss_sum + tf.where(can_train, loss, 0.0)
-    loss_count = loss_count + tf.cast(can_train, tf.int32)
+    update_hyper = UpdateHyper(
+        h.gamma, h.learning_rate, h.batch_size, h.bootstrap_truncation, h.double_dqn, h.trainable
+    )
+
+    def gradient_step(u: tf.Tensor | int, params, adam, loss_sum, loss_count):
+        """The u-th gradient step of this tick, on its own minibatch (u = 0 draws the book's one)."""
+        if isinstance(u, int):
+            stream, apply = rng.STREAM_SAMPLE, can_train
+        else:
+            stream = tf.where(u == 0, rng.STREAM_SAMPLE, rng.STREAM_EXTRA_SAMPLES + u)
+            apply = can_train & (u < h.updates_per_step)
+        batch = replay.sample(memory, h.key, total_step, f.batch_rows, stream)
+        params, adam, loss = dqn_update(params, target, adam, batch, update_hyper, apply, double=f.double)
+        return params, adam, loss_sum + tf.where(apply, loss, 0.0), loss_count + tf.cast(apply, tf.int32)
+
+    if f.max_updates == 1:
+        params, adam, loss_sum, loss_count = gradient_step(0, state.params, state.adam, loss_sum, loss_count)
+    else:  # one copy of the update in a loop: compilation time does not grow with the replay ratio
+
+        def step(u, params, adam, loss_sum, loss_count):
+            return (u + 1, *gradient_step(u, params, adam, loss_sum, loss_count))
+
+        _, params, adam, loss_sum, loss_count = tf.while_loop(
+            lambda u, *_: u < f.max_updates, step, (tf.constant(0), state.params, state.adam, loss_sum, loss_count)
+        )
 
     ended = live & done
     consecutive = tf.where(ended, tf.where(success, state.consecutive + 1, 0), state.consecutive)
@@ -135,9 +184,12 @@ def tick(state: State, h: Hyper, max_steps: int, n_actions: int, batch_rows: int
     return new_state, events
 
 
-def _run_ticks(
-    state: State, h: Hyper, ticks: int, max_steps: int, n_actions: int, batch_rows: int
-) -> tuple[State, Events, tf.Tensor]:
+TRACES = {"run_ticks": 0}
+"""How often `run_ticks` was traced (compiled) in this process: tests check that a stream compiles once."""
+
+
+def _run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[State, Events, tf.Tensor]:
+    TRACES["run_ticks"] += 1  # Python side effect: runs only while tracing
     n_agents = tf.shape(state.active)[0]
     events = Events(
         ended=tf.zeros([ticks, n_agents], tf.bool),
@@ -152,7 +204,7 @@ def _run_ticks(
         return (t < ticks) & tf.reduce_any(state.active)
 
     def body(t: tf.Tensor, state: State, events: Events) -> tuple[tf.Tensor, State, Events]:
-        state, row = tick(state, h, max_steps, n_actions, batch_rows)
+        state, row = tick(state, h, features)
         events = Events(*(tf.tensor_scatter_nd_update(e, [[t]], r[None]) for e, r in zip(events, row, strict=True)))
         return t + 1, state, events
 
@@ -161,4 +213,4 @@ def _run_ticks(
 
 
 run_ticks = tf.function(_run_ticks, jit_compile=True)
-"""Compiled once per (population bucket, replay capacity, batch rows, network shape, ticks) in a process."""
+"""Compiled once per (population size, replay capacity, network shape, ticks, features) in a process."""

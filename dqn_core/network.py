@@ -35,6 +35,61 @@ def init_params(sizes: Sequence[int], seed: int) -> list[np.ndarray]:
     return params
 
 
+def padded_hidden(hidden_sizes: Sequence[int], depth: int) -> tuple[int, ...]:
+    """A network's hidden widths once it is deepened to `depth` layers by repeating its last width."""
+    return (*hidden_sizes, *[hidden_sizes[-1]] * (depth - len(hidden_sizes)))
+
+
+def covering_hidden(all_hidden: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    """The smallest hidden shape that every given network fits into (see `pad_params`)."""
+    depth = max(len(h) for h in all_hidden)
+    return tuple(max(widths) for widths in zip(*(padded_hidden(h, depth) for h in all_hidden), strict=True))
+
+
+def pad_params(params: Sequence[np.ndarray], shape_sizes: Sequence[int]) -> tuple[list[np.ndarray], list[bool]]:
+    """Embed one agent's weights in a wider and deeper network that computes exactly the same function.
+
+    Extra units get zero weights and bias: they output ReLU(0) = 0, their gradients are exactly zero, and zero
+    terms appended to the fixed-order sums of `dense` leave every partial sum unchanged. Extra layers are inserted
+    after the last hidden layer as frozen identity maps (ReLU of a non-negative input is that input, and the
+    gradient through them is the upstream gradient, bit for bit). Returns the padded weights and, per layer,
+    whether it trains.
+    """
+    n_real = len(params) // 2
+    n_shape = len(shape_sizes) - 1
+    padded: list[np.ndarray] = []
+    trainable: list[bool] = []
+    last_hidden = params[2 * (n_real - 2)].shape[1] if n_real >= 2 else 0
+    for layer in range(n_shape):
+        fan_in, fan_out = shape_sizes[layer], shape_sizes[layer + 1]
+        kernel = np.zeros((fan_in, fan_out), np.float32)
+        bias = np.zeros(fan_out, np.float32)
+        if layer < n_real - 1 or layer == n_shape - 1:  # a real hidden layer, or the output layer
+            source = layer if layer < n_real - 1 else n_real - 1
+            real_kernel, real_bias = params[2 * source], params[2 * source + 1]
+            kernel[: real_kernel.shape[0], : real_kernel.shape[1]] = real_kernel
+            bias[: real_bias.shape[0]] = real_bias
+            trainable.append(True)
+        else:  # an identity layer that only makes this agent as deep as the widest network
+            kernel[np.arange(last_hidden), np.arange(last_hidden)] = 1.0
+            trainable.append(False)
+        padded += [kernel, bias]
+    return padded, trainable
+
+
+def unpad_params(padded: Sequence[np.ndarray], real_sizes: Sequence[int]) -> list[np.ndarray]:
+    """The inverse of `pad_params`: the agent's own weights, in its own shapes."""
+    n_real = len(real_sizes) - 1
+    n_shape = len(padded) // 2
+    params: list[np.ndarray] = []
+    for layer in range(n_real):
+        source = layer if layer < n_real - 1 else n_shape - 1
+        fan_in, fan_out = real_sizes[layer], real_sizes[layer + 1]
+        params.append(np.ascontiguousarray(padded[2 * source][:fan_in, :fan_out]))
+        params.append(np.ascontiguousarray(padded[2 * source + 1][:fan_out]))
+    return params
+
+
 def q_values(params: Params, obs: tf.Tensor) -> tf.Tensor:
     """obs [K, B, in] -> Q [K, B, n_actions]; ReLU on every hidden layer, linear output (the book's MLP)."""
     x = obs

@@ -60,10 +60,12 @@ def add(replay: Replay, transition: Batch, store: tf.Tensor, capacity: tf.Tensor
     )
 
 
-def sample(replay: Replay, key: tf.Tensor, counter: tf.Tensor, batch_rows: int) -> Batch:
+def sample(
+    replay: Replay, key: tf.Tensor, counter: tf.Tensor, batch_rows: int, stream: int | tf.Tensor = rng.STREAM_SAMPLE
+) -> Batch:
     """`batch_rows` uniform draws per agent from its valid transitions (rows past an agent's batch size are
     drawn but masked by the loss, so each agent's first rows are the same whatever the population)."""
-    u = rng.uniform(key, counter, rng.STREAM_SAMPLE, batch_rows)
+    u = rng.uniform(key, counter, stream, batch_rows)
     count = tf.maximum(replay.count, 1)[:, None]
     idx = tf.minimum(tf.cast(u * tf.cast(count, tf.float32), tf.int32), count - 1)
 

@@ -15,6 +15,7 @@ from dqn_core.quiet_tf import tf
 STREAM_RESET = 1
 STREAM_EXPLORE = 2
 STREAM_SAMPLE = 3
+STREAM_EXTRA_SAMPLES = 100  # + u for the u-th extra gradient step of a tick (updates_per_step > 1)
 
 _GOLDEN = 0x9E3779B9
 
@@ -27,10 +28,10 @@ def _fmix32(x: tf.Tensor) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
 
 
-def uniform(key: tf.Tensor, counter: tf.Tensor, stream: int, lanes: int) -> tf.Tensor:
+def uniform(key: tf.Tensor, counter: tf.Tensor, stream: int | tf.Tensor, lanes: int) -> tf.Tensor:
     """Floats in [0, 1) of shape [K, lanes]: key [K] uint32, counter [K] int32 (the agent's own clock)."""
     counter32 = tf.cast(counter, tf.uint32)
-    base = _fmix32(key ^ _fmix32(counter32 * tf.constant(_GOLDEN, tf.uint32) + tf.constant(stream, tf.uint32)))
+    base = _fmix32(key ^ _fmix32(counter32 * tf.constant(_GOLDEN, tf.uint32) + tf.cast(stream, tf.uint32)))
     lane = tf.cast(tf.range(lanes), tf.uint32)[None, :]
     bits = _fmix32(_fmix32(base[:, None] + lane * tf.constant(_GOLDEN, tf.uint32)) ^ key[:, None])
     return tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32) * (1.0 / (1 << 24))

@@ -43,11 +43,24 @@ class UpdateHyper(NamedTuple):
     learning_rate: tf.Tensor
     batch_size: tf.Tensor  # int32; rows beyond it in the padded batch are masked out
     bootstrap_truncation: tf.Tensor  # bool
+    double_dqn: tf.Tensor  # bool
+    trainable: tf.Tensor  # [K, layers] bool: False for the identity layers that pad a shallower network
 
 
-def td_targets(target_params: Params, batch: Batch, hyper: UpdateHyper) -> tf.Tensor:
-    """r + gamma * max_a Q_target(s', a), or r where the transition ends the return."""
-    max_next = tf.reduce_max(q_values(target_params, batch.next_obs), axis=-1)
+def td_targets(
+    target_params: Params, batch: Batch, hyper: UpdateHyper, online_params: Params | None = None
+) -> tf.Tensor:
+    """r + gamma * max_a Q_target(s', a), or r where the transition ends the return.
+
+    With `online_params` given, agents with `double_dqn` use Q_target(s', argmax_a Q_online(s', a)) instead
+    (van Hasselt et al. 2016); the others get the plain max, bit for bit.
+    """
+    q_next = q_values(target_params, batch.next_obs)
+    max_next = tf.reduce_max(q_next, axis=-1)
+    if online_params is not None:
+        chosen = tf.argmax(q_values(online_params, batch.next_obs), axis=-1, output_type=tf.int32)
+        double_next = tf.gather(q_next, chosen, batch_dims=2)
+        max_next = tf.where(hyper.double_dqn[:, None], double_next, max_next)
     ends = tf.where(hyper.bootstrap_truncation[:, None], batch.terminated, batch.terminated | batch.truncated)
     return tf.where(ends, batch.reward, batch.reward + hyper.gamma[:, None] * max_next)
 
@@ -85,9 +98,15 @@ def dqn_update(
     batch: Batch,
     hyper: UpdateHyper,
     apply: tf.Tensor,
+    *,
+    double: bool = False,
 ) -> tuple[Params, AdamState, tf.Tensor]:
-    """One gradient step for the agents where `apply` [K] is true; others keep weights and optimizer state."""
-    targets = tf.stop_gradient(td_targets(target_params, batch, hyper))
+    """One gradient step for the agents where `apply` [K] is true; others keep weights and optimizer state.
+
+    `double` (static) compiles the Double DQN target in; each agent's `hyper.double_dqn` then picks its target.
+    """
+    online = params if double else None
+    targets = tf.stop_gradient(td_targets(target_params, batch, hyper, online))
     with tf.GradientTape() as tape:
         tape.watch(params)
         loss = huber_td_loss(params, batch, targets, hyper)
@@ -98,9 +117,9 @@ def dqn_update(
     step = tf.cast(t, tf.float32)
     alpha = hyper.learning_rate * tf.sqrt(1.0 - ADAM_BETA_2**step) / (1.0 - ADAM_BETA_1**step)
     new_params, new_m, new_v = [], [], []
-    for p, g, m, v in zip(params, grads, adam.m, adam.v, strict=True):
+    for index, (p, g, m, v) in enumerate(zip(params, grads, adam.m, adam.v, strict=True)):
         shape = [-1] + [1] * (len(p.shape) - 1)
-        on = tf.reshape(apply, shape)
+        on = tf.reshape(apply & hyper.trainable[:, index // 2], shape)
         m_next = m + (g - m) * (1.0 - ADAM_BETA_1)
         v_next = v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2)
         p_next = p - (m_next * tf.reshape(alpha, shape)) / (tf.sqrt(v_next) + ADAM_EPSILON)

@@ -75,9 +75,9 @@ def test_hook_sees_every_episode_and_can_stop_an_agent():
     np.testing.assert_array_equal(results[1].steps, train(short, seed=1).steps[:4])
 
 
-def test_population_rejects_mismatched_shapes():
-    with pytest.raises(ConfigError, match="must share hidden_sizes"):
-        train_population([(BOOK, 0), (BOOK.replace(hidden_sizes=(8, 8)), 1)])
+def test_population_rejects_mixed_envs_and_bad_seeds():
+    with pytest.raises(ConfigError, match="must share env_id"):
+        train_population([(BOOK, 0), (BOOK.replace(env_id="CartPole-v1"), 1)])
     with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
         train_population([(BOOK, -1)])
 

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from dqn_core.network import init_params
+from dqn_core.network import init_params, pad_params, unpad_params
 from dqn_core.quiet_tf import tf
 from dqn_core.update import AdamState, Batch, UpdateHyper, dqn_update
 
@@ -27,11 +27,19 @@ def _book_model(weights):
     return model
 
 
-def _book_update(online_weights, target_weights, s, a, r, s2, ends):
-    """The book's loop body, vectorised only in its predictions (same numbers, fewer calls)."""
+def _book_update(online_weights, target_weights, s, a, r, s2, ends, double=False):
+    """The book's loop body, vectorised only in its predictions (same numbers, fewer calls).
+
+    `double`: van Hasselt et al.'s Double DQN target, the online network's argmax valued by the target network.
+    """
     main, target = _book_model(online_weights), _book_model(target_weights)
     targets = main.predict(s, verbose=0)
-    bootstrap = r + GAMMA * np.max(target.predict(s2, verbose=0), axis=1)
+    next_values = target.predict(s2, verbose=0)
+    if double:
+        chosen = np.argmax(main.predict(s2, verbose=0), axis=1)
+        bootstrap = r + GAMMA * next_values[np.arange(len(a)), chosen]
+    else:
+        bootstrap = r + GAMMA * np.max(next_values, axis=1)
     targets[np.arange(len(a)), a] = np.where(ends, r, bootstrap)
     main.fit(s, targets, batch_size=len(s), epochs=1, verbose=0, shuffle=False)
     return main.get_weights()
@@ -48,7 +56,9 @@ def _minibatch(batch_size, seed):
     return s, a, r, s2, terminated, truncated
 
 
-def _ours(online, target, s, a, r, s2, terminated, truncated, bootstrap_truncation, rows=None):
+def _ours(
+    online, target, s, a, r, s2, terminated, truncated, bootstrap_truncation, rows=None, double=False, trainable=None
+):
     """One update through the population code path, with a second (different) agent beside ours."""
     rows = rows or len(s)
     pad = rows - len(s)
@@ -65,7 +75,7 @@ def _ours(online, target, s, a, r, s2, terminated, truncated, bootstrap_truncati
         stack(terminated, lambda x: ~x),
         stack(truncated, lambda x: x),
     )
-    other = init_params(SIZES, 99)
+    other = init_params([w.shape[0] for w in online[::2]] + [2], 99)
     params = [tf.constant(np.stack([w, o])) for w, o in zip(online, other, strict=True)]
     target_params = [tf.constant(np.stack([w, o])) for w, o in zip(target, other, strict=True)]
     hyper = UpdateHyper(
@@ -73,10 +83,13 @@ def _ours(online, target, s, a, r, s2, terminated, truncated, bootstrap_truncati
         learning_rate=tf.constant([1e-3, 1e-2]),
         batch_size=tf.constant([len(s), rows]),
         bootstrap_truncation=tf.constant([bootstrap_truncation, False]),
+        double_dqn=tf.constant([double, not double]),
+        trainable=tf.constant([trainable or [True] * (len(online) // 2)] * 2),
     )
     adam = AdamState([tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], tf.zeros([2], tf.int32))
     update = tf.function(dqn_update, jit_compile=True)
-    new_params, new_adam, loss = update(params, target_params, adam, batch, hyper, tf.constant([True, True]))
+    apply = tf.constant([True, True])
+    new_params, new_adam, loss = update(params, target_params, adam, batch, hyper, apply, double=True)
     assert new_adam.t.numpy().tolist() == [1, 1]
     return [p.numpy()[0] for p in new_params], float(loss.numpy()[0])
 
@@ -90,6 +103,34 @@ def test_one_update_matches_keras_book_formulation(batch_size):
     for got, want in zip(ours, expected, strict=True):
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
     assert any(np.abs(got - w).max() > 1e-4 for got, w in zip(ours, online, strict=True))  # it did move
+
+
+def test_double_dqn_matches_keras_formulation():
+    online, target = init_params(SIZES, 21), init_params(SIZES, 22)
+    s, a, r, s2, terminated, truncated = _minibatch(32, seed=23)
+    expected = _book_update(online, target, s, a, r, s2, terminated | truncated, double=True)
+    plain = _book_update(online, target, s, a, r, s2, terminated | truncated, double=False)
+    ours, _ = _ours(online, target, s, a, r, s2, terminated, truncated, bootstrap_truncation=False, double=True)
+    for got, want in zip(ours, expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+    assert any(np.abs(x - y).max() > 1e-5 for x, y in zip(expected, plain, strict=True))  # the targets differ
+
+
+def test_wider_and_deeper_padding_changes_no_bit():
+    """An agent embedded in a larger network (zero units, frozen identity layers) updates exactly as alone."""
+    online, target = init_params(SIZES, 31), init_params(SIZES, 32)
+    args = _minibatch(32, seed=33)
+    exact, exact_loss = _ours(online, target, *args, bootstrap_truncation=False)
+    wide_sizes = [4, 24, 32, 16, 16, 2]
+    wide_online, trainable = pad_params(online, wide_sizes)
+    wide_target, _ = pad_params(target, wide_sizes)
+    assert trainable == [True, True, True, False, True]
+    padded, padded_loss = _ours(wide_online, wide_target, *args, bootstrap_truncation=False, trainable=trainable)
+    for x, y in zip(exact, unpad_params(padded, SIZES), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert exact_loss == padded_loss
+    identity = padded[6]
+    np.testing.assert_array_equal(identity, wide_online[6])  # the frozen layer did not train
 
 
 def test_bootstrap_mode_bootstraps_through_truncation_only():
@@ -124,7 +165,8 @@ def test_update_bits_do_not_depend_on_population_size(n_agents, rows):
 
         batch = Batch(stack(s), stack(a), stack(r), stack(s2), stack(terminated), stack(truncated))
         params = [stack(w) for w in online]
-        hyper = UpdateHyper(tf.fill([k], GAMMA), tf.fill([k], 1e-3), tf.fill([k], 32), tf.zeros([k], tf.bool))
+        no = tf.zeros([k], tf.bool)
+        hyper = UpdateHyper(tf.fill([k], GAMMA), tf.fill([k], 1e-3), tf.fill([k], 32), no, no, tf.ones([k, 4], tf.bool))
         adam = AdamState(
             [tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], tf.zeros([k], tf.int32)
         )

@@ -1,0 +1,488 @@
+"""A streaming population: K slots that train continuously, each refilled with new (config, seed) work the moment
+its agent finishes, so the compiled graph stays full instead of waiting for a batch's slowest agent.
+
+The compiled shape depends only on the slot count and a `StreamShape` declared up front (network, replay
+capacity, minibatch rows, feature switches), so a process compiles a stream once. Refilling a slot is a host-side
+write of a few small arrays; the replay buffers are reused as they are (an emptied buffer is a zero fill count).
+An agent's numbers come from its own seed and counters only, so its result does not depend on its slot, its
+neighbours, the slot count or when it entered: a run inside a stream equals the same (config, seed) alone.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dqn_core import graph, replay
+from dqn_core.config import TrainConfig
+from dqn_core.errors import ConfigError
+from dqn_core.network import covering_hidden, init_params, layer_sizes, pad_params, unpad_params
+from dqn_core.quiet_tf import tf
+from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
+from dqn_core.rng import agent_key
+from dqn_core.update import AdamState
+
+DEFAULT_TICKS_PER_CALL = 256
+MIN_SLOTS = 2
+"""XLA specialises an axis of size one (folds it away), which rounds some sums differently; a stream always has at
+least two physical slots so a lone agent computes exactly as it would among others."""
+
+
+def physical_slots(n: int) -> int:
+    """Slot arrays are a power of two long: XLA vectorises the agent axis, and a length that leaves a remainder
+    computes the remainder's `exp` (epsilon) on another code path, 1 ulp apart. Unused slots stay idle."""
+    return max(MIN_SLOTS, 1 << math.ceil(math.log2(max(n, 1))))
+
+
+WAIT_PAUSE_S = 0.05
+"""How long an idle stream sleeps before asking a source that answered WAIT again."""
+SEED_LIMIT = 2**32
+
+
+class Supply(enum.Enum):
+    """What a work source answers instead of a work item."""
+
+    WAIT = "wait"
+    """Nothing to hand out right now (e.g. waiting on other workers); ask again at the next host visit."""
+    DONE = "done"
+    """No more work, ever: the stream ends once its running agents finish."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One agent to train. `tag` is the caller's handle (a trial and seed, an index) and comes back with it."""
+
+    config: TrainConfig
+    seed: int
+    tag: Any = None
+
+    def describe(self) -> str:
+        tag = f", tag {self.tag!r}" if self.tag is not None else ""
+        return f"work item (seed {self.seed}{tag})"
+
+
+WorkSource = Callable[[], "WorkItem | Supply"]
+StreamEpisodeHook = Callable[[WorkItem, EpisodeStats], "bool | None"]
+"""on_episode(item, stats) after each finished episode; return False to stop that agent (its slot frees)."""
+DoneHook = Callable[[WorkItem, TrainResult], None]
+
+
+class StreamError(RuntimeError):
+    """A work source or an `on_done` callback failed; the message names the item. Results delivered before it
+    stay delivered."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamShape:
+    """The compiled capacity of a stream: every work item must fit into it (`check`)."""
+
+    env_id: str = "CartPole-v0"
+    hidden_sizes: tuple[int, ...] = (16, 16, 16)
+    """Widest unit count per hidden layer; shallower or narrower networks are padded exactly (`pad_params`)."""
+    batch_rows: int = 32
+    """The largest batch size; smaller minibatches are padded with masked rows."""
+    memory_size: int = 10_000
+    """The largest replay capacity."""
+    max_updates: int = 1
+    """The largest updates_per_step."""
+    double_dqn: bool = False
+    """Compile the Double DQN target in (agents without it still get the plain target, bit for bit)."""
+
+    @classmethod
+    def covering(cls, configs: Sequence[TrainConfig]) -> StreamShape:
+        """The smallest shape that fits every given config (e.g. the corners of a search space)."""
+        if not configs:
+            raise ConfigError("a stream shape needs at least one config to cover")
+        env_ids = {c.env_id for c in configs}
+        if len(env_ids) > 1:
+            raise ConfigError(f"all agents in a stream must share env_id, got {sorted(env_ids)}")
+        return cls(
+            env_id=configs[0].env_id,
+            hidden_sizes=covering_hidden([c.hidden_sizes for c in configs]),
+            batch_rows=max(c.batch_size for c in configs),
+            memory_size=max(c.memory_size for c in configs),
+            max_updates=max(c.updates_per_step for c in configs),
+            double_dqn=any(c.double_dqn for c in configs),
+        )
+
+    def check(self, item: WorkItem) -> None:
+        """Raise ConfigError naming the item if it does not fit this shape."""
+        c = item.config
+        if not isinstance(c, TrainConfig):
+            raise ConfigError(f"{item.describe()}: config must be a TrainConfig, got {type(c).__name__}")
+        seed = item.seed
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT:
+            raise ConfigError(f"{item.describe()}: seed must be an integer in [0, 2**32), got {seed!r}")
+        problems = []
+        if c.env_id != self.env_id:
+            problems.append(f"env_id {c.env_id!r} is not the stream's {self.env_id!r}")
+        if covering_hidden([c.hidden_sizes, self.hidden_sizes]) != self.hidden_sizes:
+            problems.append(f"hidden_sizes {list(c.hidden_sizes)} do not fit into {list(self.hidden_sizes)}")
+        for name, limit in (("batch_size", self.batch_rows), ("memory_size", self.memory_size)):
+            if getattr(c, name) > limit:
+                problems.append(f"{name} {getattr(c, name)} exceeds the declared maximum {limit}")
+        if c.updates_per_step > self.max_updates:
+            problems.append(f"updates_per_step {c.updates_per_step} exceeds the declared maximum {self.max_updates}")
+        if c.double_dqn and not self.double_dqn:
+            problems.append("double_dqn is on but the stream was declared without it")
+        if problems:
+            raise ConfigError(f"{item.describe()} does not fit the stream: {'; '.join(problems)}")
+
+    def features(self) -> graph.Features:
+        env = TrainConfig(env_id=self.env_id).env
+        return graph.Features(env.max_steps, env.n_actions, self.batch_rows, self.max_updates, self.double_dqn)
+
+    def sizes(self) -> list[int]:
+        env = TrainConfig(env_id=self.env_id).env
+        return layer_sizes(env.obs_dim, self.hidden_sizes, env.n_actions)
+
+
+def train_stream(
+    source: WorkSource,
+    *,
+    shape: StreamShape,
+    slots: int,
+    on_episode: StreamEpisodeHook | None = None,
+    on_done: DoneHook | None = None,
+    ticks_per_call: int = DEFAULT_TICKS_PER_CALL,
+) -> int:
+    """Train work items from `source` in `slots` slots until it answers DONE and every agent has finished.
+
+    `source()` is asked for an item whenever a slot is free at a host visit (every `ticks_per_call` steps);
+    `on_done(item, result)` receives each agent's result as soon as the host sees it finish, in the order agents
+    finished. Returns the number of items trained.
+    """
+    if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
+        raise ConfigError(f"slots must be an integer >= 1, got {slots!r}")
+    if isinstance(ticks_per_call, bool) or not isinstance(ticks_per_call, int) or ticks_per_call < 1:
+        raise ConfigError(f"ticks_per_call must be an integer >= 1, got {ticks_per_call!r}")
+    stream = _Stream(shape, slots, ticks_per_call)
+    return stream.run(source, on_episode, on_done)
+
+
+@dataclass
+class _Record:
+    """One agent's progress, kept on the host."""
+
+    item: WorkItem
+    entered: float
+    steps: list[int] = field(default_factory=list)
+    epsilons: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    successes: list[bool] = field(default_factory=list)
+    episodes_to_solve: int | None = None
+    stop_reason: str | None = None
+    wall_time_s: float = 0.0
+
+
+def _blank_hyper_row(shape: StreamShape, n_layers: int) -> dict[str, Any]:
+    """Values for a slot that holds no agent: never used (the slot is inactive), only kept finite and in range."""
+    return {
+        "key": np.uint32(0),
+        "gamma": 0.99,
+        "learning_rate": 1e-3,
+        "epsilon_start": 1.0,
+        "epsilon_stop": 0.01,
+        "epsilon_decay_rate": 0.001,
+        "batch_size": 1,
+        "epsilon_decay_steps": 1,
+        "warmup": 0,
+        "memory_size": 1,
+        "target_refresh_episodes": 1,
+        "target_refresh_steps": 0,
+        "updates_per_step": 1,
+        "max_episodes": 1,
+        "success_threshold": 1,
+        "successes_to_solve": 1,
+        "env_reward": False,
+        "bootstrap_truncation": False,
+        "linear_epsilon": False,
+        "double_dqn": False,
+        "trainable": np.ones(n_layers, bool),
+    }
+
+
+def _hyper_row(item: WorkItem, trainable: list[bool]) -> dict[str, Any]:
+    c = item.config
+    return {
+        "key": agent_key(item.seed),
+        "gamma": c.gamma,
+        "learning_rate": c.learning_rate,
+        "epsilon_start": c.epsilon_start,
+        "epsilon_stop": c.epsilon_stop,
+        "epsilon_decay_rate": c.epsilon_decay_rate,
+        "batch_size": c.batch_size,
+        "epsilon_decay_steps": c.epsilon_decay_steps,
+        "warmup": c.warmup,
+        "memory_size": c.memory_size,
+        "target_refresh_episodes": c.target_refresh_episodes,
+        "target_refresh_steps": c.target_refresh_steps,
+        "updates_per_step": c.updates_per_step,
+        "max_episodes": c.max_episodes,
+        "success_threshold": c.success_threshold,
+        "successes_to_solve": c.successes_to_solve,
+        "env_reward": c.reward_mode == "env",
+        "bootstrap_truncation": c.time_limit == "bootstrap",
+        "linear_epsilon": c.epsilon_schedule == "linear",
+        "double_dqn": c.double_dqn,
+        "trainable": np.array(trainable, bool),
+    }
+
+
+_HYPER_DTYPES = {
+    "key": np.uint32,
+    "gamma": np.float32,
+    "learning_rate": np.float32,
+    "epsilon_start": np.float32,
+    "epsilon_stop": np.float32,
+    "epsilon_decay_rate": np.float32,
+    "env_reward": bool,
+    "bootstrap_truncation": bool,
+    "linear_epsilon": bool,
+    "double_dqn": bool,
+    "trainable": bool,
+}
+
+
+class _Stream:
+    """The host side of a stream: which agent sits in which slot, refills, hooks, delivery and the tail."""
+
+    def __init__(self, shape: StreamShape, slots: int, ticks: int) -> None:
+        self.shape = shape
+        self.capacity = slots
+        self.ticks = ticks
+        self.features = shape.features()
+        self.sizes = shape.sizes()
+        self.n_layers = len(self.sizes) - 1
+        size = physical_slots(slots)
+        self.records: list[_Record | None] = [None] * size
+        blank = _blank_hyper_row(shape, self.n_layers)
+        self.hyper_np = {
+            name: np.stack([np.asarray(blank[name], dtype=_HYPER_DTYPES.get(name, np.int32))] * size)
+            for name in graph.Hyper._fields
+        }
+        self.state = self._empty_state(size)
+        self.hyper = self._hyper_tensors()
+        self.source_done = False
+        self.items_started = 0
+
+    # --- the loop -------------------------------------------------------------------------------------------
+    def run(self, source: WorkSource, on_episode: StreamEpisodeHook | None, on_done: DoneHook | None) -> int:
+        self._fill(source)
+        while True:
+            if not any(r is not None for r in self.records):
+                if self.source_done:
+                    return self.items_started
+                time.sleep(WAIT_PAUSE_S)
+                self._fill(source)
+                continue
+            self.state, events, _ = graph.run_ticks(self.state, self.hyper, self.ticks, self.features)
+            finished, stopped = self._dispatch(events, on_episode)
+            if stopped:
+                active = self.state.active.numpy()
+                active[stopped] = False
+                self.state = self.state._replace(active=tf.constant(active))
+            if finished:
+                self._deliver(finished, on_done)
+            if not self.source_done:
+                self._fill(source)
+            elif self._live_count() <= len(self.records) // 2 and len(self.records) > MIN_SLOTS:
+                self._compact()
+
+    def _live_count(self) -> int:
+        return sum(r is not None for r in self.records)
+
+    def _fill(self, source: WorkSource) -> None:
+        """Ask the source for one item per free slot; write all new agents into the state at once."""
+        free = [slot for slot, r in enumerate(self.records[: self.capacity]) if r is None]
+        placed: list[tuple[int, WorkItem]] = []
+        for slot in free:
+            try:
+                item = source()
+            except Exception as exc:
+                raise StreamError(f"work source failed producing item #{self.items_started + 1}: {exc}") from exc
+            if item is Supply.DONE:
+                self.source_done = True
+                break
+            if item is Supply.WAIT:
+                break
+            if not isinstance(item, WorkItem):
+                raise StreamError(
+                    f"work source returned {type(item).__name__} for item #{self.items_started + 1}; "
+                    "expected a WorkItem, Supply.WAIT or Supply.DONE"
+                )
+            self.shape.check(item)
+            self.items_started += 1
+            placed.append((slot, item))
+        if placed:
+            self._place(placed)
+
+    def _place(self, placed: list[tuple[int, WorkItem]]) -> None:
+        """Fresh agents in the given slots: own initial weights, zeroed optimizer, empty replay, reset counters."""
+        now = time.perf_counter()
+        rows = np.array([slot for slot, _ in placed])
+        fresh = []
+        for slot, item in placed:
+            real = layer_sizes(self.sizes[0], item.config.hidden_sizes, self.sizes[-1])
+            weights, trainable = pad_params(init_params(real, item.seed), self.sizes)
+            fresh.append(weights)
+            for name, value in _hyper_row(item, trainable).items():
+                self.hyper_np[name][slot] = value
+            self.records[slot] = _Record(item=item, entered=now)
+        s = self.state
+
+        def fresh_weights(tensors: list[tf.Tensor]) -> list[tf.Tensor]:
+            out = []
+            for layer, tensor in enumerate(tensors):
+                array = tensor.numpy()
+                array[rows] = np.stack([w[layer] for w in fresh])
+                out.append(tf.constant(array))
+            return out
+
+        def zeroed(tensor: tf.Tensor, value: Any = 0) -> tf.Tensor:
+            array = tensor.numpy()
+            array[rows] = value
+            return tf.constant(array)
+
+        active = s.active.numpy()
+        active[rows] = True
+        self.state = graph.State(
+            params=fresh_weights(s.params),
+            target=fresh_weights(s.target),
+            adam=AdamState([zeroed(m) for m in s.adam.m], [zeroed(v) for v in s.adam.v], zeroed(s.adam.t)),
+            memory=s.memory._replace(index=zeroed(s.memory.index), count=zeroed(s.memory.count)),
+            physics=zeroed(s.physics),
+            episode_step=zeroed(s.episode_step),
+            total_step=zeroed(s.total_step),
+            episodes_done=zeroed(s.episodes_done),
+            consecutive=zeroed(s.consecutive),
+            loss_sum=zeroed(s.loss_sum),
+            loss_count=zeroed(s.loss_count),
+            active=tf.constant(active),
+        )
+        self.hyper = self._hyper_tensors()
+
+    def _dispatch(self, events: graph.Events, on_episode: StreamEpisodeHook | None) -> tuple[list[int], list[int]]:
+        """Record every finished episode in tick order and run the hook.
+
+        Returns (slots whose agents finished, in finishing order; slots the hook stopped).
+        """
+        ended = events.ended.numpy()
+        if not ended.any():
+            return [], []
+        steps, eps = events.steps.numpy(), events.epsilon.numpy()
+        loss, success, consec = events.mean_loss.numpy(), events.success.numpy(), events.consecutive.numpy()
+        finished: list[int] = []
+        stopped: list[int] = []
+        now = time.perf_counter()
+        for t, slot in zip(*np.nonzero(ended), strict=True):
+            record = self.records[slot]
+            if record is None or record.stop_reason is not None:
+                continue  # an empty slot, or an agent the hook stopped earlier in this chunk
+            config = record.item.config
+            record.steps.append(int(steps[t, slot]))
+            record.epsilons.append(float(eps[t, slot]))
+            record.losses.append(float(loss[t, slot]))
+            record.successes.append(bool(success[t, slot]))
+            stats = EpisodeStats(
+                episode=len(record.steps),
+                steps=record.steps[-1],
+                epsilon=record.epsilons[-1],
+                mean_loss=record.losses[-1],
+                success=record.successes[-1],
+                consecutive_successes=int(consec[t, slot]),
+                total_steps=sum(record.steps),
+            )
+            if stats.consecutive_successes >= config.successes_to_solve:
+                record.episodes_to_solve = stats.episode
+                record.stop_reason = STOP_SOLVED
+            elif stats.episode >= config.max_episodes:
+                record.stop_reason = STOP_MAX_EPISODES
+            if on_episode is not None and on_episode(record.item, stats) is False and record.stop_reason is None:
+                record.stop_reason = STOP_HOOK
+                stopped.append(int(slot))
+            if record.stop_reason is not None:
+                record.wall_time_s = now - record.entered
+                finished.append(int(slot))
+        return finished, stopped
+
+    def _deliver(self, finished: list[int], on_done: DoneHook | None) -> None:
+        """Hand each finished agent's result out, in finishing order, and free its slot."""
+        arrays = [p.numpy() for p in self.state.params]
+        results = []
+        for slot in finished:
+            record = self.records[slot]
+            assert record is not None
+            real = layer_sizes(self.sizes[0], record.item.config.hidden_sizes, self.sizes[-1])
+            weights = unpad_params([a[slot] for a in arrays], real)
+            results.append((record.item, _result(record, weights)))
+            self.records[slot] = None
+        for item, result in results:
+            if on_done is None:
+                continue
+            try:
+                on_done(item, result)
+            except Exception as exc:
+                raise StreamError(f"on_done failed for {item.describe()}: {exc}") from exc
+
+    def _compact(self) -> None:
+        """Once no more work comes, gather the remaining agents into the next smaller power-of-two population so
+        the tail costs per agent about what it costs at that size (one extra compilation per size)."""
+        keep = [slot for slot, r in enumerate(self.records) if r is not None]
+        size = physical_slots(len(keep))
+        if not keep or size >= len(self.records):
+            return
+        order = np.array(keep + [keep[0]] * (size - len(keep)))
+        index = tf.constant(order, tf.int32)
+        self.state = tf.nest.map_structure(lambda x: tf.gather(x, index), self.state)
+        self.state = self.state._replace(active=tf.constant(np.arange(size) < len(keep)))
+        self.hyper_np = {name: column[order] for name, column in self.hyper_np.items()}
+        self.hyper = self._hyper_tensors()
+        self.records = [self.records[slot] for slot in keep] + [None] * (size - len(keep))
+        self.capacity = min(self.capacity, size)
+
+    # --- state construction ---------------------------------------------------------------------------------
+    def _hyper_tensors(self) -> graph.Hyper:
+        return graph.Hyper(**{name: tf.constant(column) for name, column in self.hyper_np.items()})
+
+    def _empty_state(self, size: int) -> graph.State:
+        params = [tf.zeros([size, *p.shape], tf.float32) for p in init_params(self.sizes, 0)]
+        zeros_i = tf.zeros([size], tf.int32)
+        zeros_f = tf.zeros([size], tf.float32)
+        return graph.State(
+            params=params,
+            target=list(params),
+            adam=AdamState([tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], zeros_i),
+            memory=replay.empty_replay(size, self.shape.memory_size, self.sizes[0]),
+            physics=tf.zeros([size, self.sizes[0]], tf.float64),
+            episode_step=zeros_i,
+            total_step=zeros_i,
+            episodes_done=zeros_i,
+            consecutive=zeros_i,
+            loss_sum=zeros_f,
+            loss_count=zeros_i,
+            active=tf.zeros([size], tf.bool),
+        )
+
+
+def _result(record: _Record, weights: list[np.ndarray]) -> TrainResult:
+    steps = np.array(record.steps, dtype=np.int64)
+    return TrainResult(
+        config=record.item.config,
+        seed=record.item.seed,
+        episodes_to_solve=record.episodes_to_solve,
+        steps=steps,
+        epsilons=np.array(record.epsilons, dtype=np.float64),
+        losses=np.array(record.losses, dtype=np.float64),
+        successes=np.array(record.successes, dtype=bool),
+        total_env_steps=int(steps.sum()),
+        wall_time_s=record.wall_time_s,
+        stop_reason=record.stop_reason or STOP_MAX_EPISODES,
+        weights=weights,
+    )
