@@ -1,8 +1,10 @@
-"""Training throughput: the book's loop ported line for line vs our population trainer at K=1 and K=64.
+"""Training throughput: the book's loop ported line for line vs our trainer at K=1, uniform populations at K=64 and
+K=128, and a sweep-like stream (configs drawn from the default search space x seeds) through K=64 refilled slots.
 
-Run: `.venv/bin/python benchmarks/throughput.py [--book-steps 20] [--population 64]`. Prints env-steps/s and ratios
-measured in this one process (the book loop is the baseline), plus peak resident memory after each phase.
-Figures are printed, not asserted: compare ratios across machines, not absolute times.
+Run: `.venv/bin/python benchmarks/throughput.py [--book-steps 20] [--stream-items 512]`. Prints env-steps/s and
+ratios measured in this one process (the book loop and the uniform K=64 population are the baselines), first-run
+times (XLA compilation included) and peak resident memory after each phase. Figures are printed, not asserted:
+compare ratios across machines, not absolute times.
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import numpy as np
 
 from dqn_core import TrainConfig, train, train_population
 from dqn_core.envs import make_env
+from dqn_core.results import EpisodeStats, TrainResult
+from dqn_core.stream import StreamShape, Supply, WorkItem, train_stream
+from sweeps.space import SweepFile, load_sweep
+
+DEFAULT_SWEEP = "sweeps/configs/default.yaml"
 
 
 def peak_rss_mib() -> float:
@@ -107,33 +114,127 @@ def ours_steps_per_s(members: list[tuple[TrainConfig, int]]) -> tuple[float, flo
     return steps / seconds, first, steps
 
 
+def sample_configs(sweep: SweepFile, count: int, seed: int = 0) -> list[TrainConfig]:
+    """`count` configs drawn uniformly (log-uniformly where the space says log) from a sweep's search space."""
+    rng = np.random.default_rng(seed)
+    configs = []
+    for _ in range(count):
+        params = {}
+        for spec in sweep.space:
+            if spec.kind == "categorical":
+                params[spec.name] = spec.choices[rng.integers(len(spec.choices))]
+            elif spec.kind == "int":
+                params[spec.name] = int(rng.integers(int(spec.low), int(spec.high) + 1))
+            elif spec.log:
+                params[spec.name] = float(np.exp(rng.uniform(np.log(spec.low), np.log(spec.high))))
+            else:
+                params[spec.name] = float(rng.uniform(spec.low, spec.high))
+        configs.append(sweep.config_for(params))
+    return configs
+
+
+def stream_workload(sweep: SweepFile, items: int, seeds: int, slots: int) -> dict[str, float]:
+    """A sweep's work through refilled slots: items/seeds configs x seeds, an agent stopped as soon as it can no
+    longer reach five consecutive successes (as the sweep's objective does). Returns rates, timings, counts."""
+    configs = sample_configs(sweep, max(1, items // seeds))
+    work = iter([WorkItem(c, seed) for c in configs for seed in range(seeds)])
+    shape = StreamShape.covering([sweep.base, *configs, *_corner_configs(sweep)])
+    results: list[TrainResult] = []
+    clock = {"dry": None}
+
+    def source() -> WorkItem | Supply:
+        item = next(work, None)
+        if item is None:
+            clock["dry"] = clock["dry"] or time.perf_counter()
+            return Supply.DONE
+        return item
+
+    def still_solvable(item: WorkItem, stats: EpisodeStats) -> bool:
+        needed = item.config.successes_to_solve - stats.consecutive_successes
+        return stats.episode + needed <= item.config.max_episodes
+
+    started = time.perf_counter()
+    train_stream(source, shape=shape, slots=slots, on_episode=still_solvable, on_done=lambda _, r: results.append(r))
+    wall = time.perf_counter() - started
+    steps = sum(r.total_env_steps for r in results)
+    dry = (clock["dry"] or time.perf_counter()) - started
+    return {
+        "wall": wall,
+        "steps": steps,
+        "rate": steps / wall,
+        "items": len(results),
+        "unsolved": sum(not r.solved for r in results),
+        "tail_s": wall - dry,
+        "rows": shape.batch_rows,
+    }
+
+
+def _corner_configs(sweep: SweepFile) -> list[TrainConfig]:
+    """Every search-space corner on its own: the stream's declared shape must cover what a sweep may sample."""
+    corners = []
+    for spec in sweep.space:
+        values = spec.choices if spec.kind == "categorical" else (spec.low, spec.high)
+        corners += [sweep.config_for({spec.name: v}) for v in values]
+    return corners
+
+
+def uniform_population(book: TrainConfig, k: int) -> tuple[float, float, int]:
+    rate, first, steps = ours_steps_per_s([(book, seed) for seed in range(k)])
+    return rate, first, steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--book-steps", type=int, default=20, help="training steps of the book loop to time (20)")
-    parser.add_argument("--population", type=int, default=64, help="agents in the population run (64)")
+    parser.add_argument("--stream-items", type=int, default=512, help="(config, seed) items in the stream (512)")
+    parser.add_argument("--stream-seeds", type=int, default=4, help="seeds per drawn config in the stream (4)")
+    parser.add_argument("--skip-book", action="store_true", help="skip the (slow) book loop baseline")
     args = parser.parse_args()
     book = TrainConfig()
 
-    print(f"book loop, ported line for line: timing {args.book_steps} training steps ...", flush=True)
-    book_rate = book_loop_steps_per_s(args.book_steps)
-    print(f"  {book_rate:.3f} steps/s   peak RSS {peak_rss_mib():.0f} MiB", flush=True)
+    book_rate = float("nan")
+    if not args.skip_book:
+        print(f"book loop, ported line for line: timing {args.book_steps} training steps ...", flush=True)
+        book_rate = book_loop_steps_per_s(args.book_steps)
+        print(f"  {book_rate:.3f} steps/s   peak RSS {peak_rss_mib():.0f} MiB", flush=True)
 
+    started = time.perf_counter()
     single = train(book, seed=0)  # compiles the K=1 graph
+    k1_first = time.perf_counter() - started
     started = time.perf_counter()
     single = train(book, seed=0)
     k1_rate = single.total_env_steps / (time.perf_counter() - started)
     print(
         f"ours K=1 (book config, seed 0, {single.total_env_steps} steps): {k1_rate:,.0f} steps/s = "
-        f"{k1_rate / book_rate:,.0f}x the book loop   peak RSS {peak_rss_mib():.0f} MiB",
+        f"{k1_rate / book_rate:,.0f}x the book loop (first run incl. compilation {k1_first:.1f} s)   "
+        f"peak RSS {peak_rss_mib():.0f} MiB",
         flush=True,
     )
 
-    members = [(book, seed) for seed in range(args.population)]
-    kn_rate, first, steps = ours_steps_per_s(members)
+    uniform: dict[int, float] = {}
+    for k in (64, 128):
+        rate, first, steps = uniform_population(book, k)
+        uniform[k] = rate
+        print(
+            f"ours uniform K={k} (book config, seeds 0..{k - 1}, {steps} agent-steps): {rate:,.0f} agent-steps/s = "
+            f"{rate / book_rate:,.0f}x the book loop, {rate / k1_rate:.1f}x K=1 "
+            f"(first run incl. compilation {first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
+            flush=True,
+        )
+
+    sweep = load_sweep(DEFAULT_SWEEP)
     print(
-        f"ours K={args.population} (book config, seeds 0..{args.population - 1}, {steps} agent-steps): "
-        f"{kn_rate:,.0f} agent-steps/s = {kn_rate / book_rate:,.0f}x the book loop, {kn_rate / k1_rate:.1f}x K=1 "
-        f"(first run incl. compilation {first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
+        f"stream workload: {args.stream_items} items ({args.stream_items // args.stream_seeds} configs drawn from "
+        f"{DEFAULT_SWEEP} x {args.stream_seeds} seeds) through K=64 refilled slots ...",
+        flush=True,
+    )
+    w = stream_workload(sweep, args.stream_items, args.stream_seeds, slots=64)
+    print(
+        f"stream workload (K=64 slots, {w['items']} items, {w['unsolved']} unsolved, minibatch rows {w['rows']}): "
+        f"{w['rate']:,.0f} agent-steps/s = {100 * w['rate'] / uniform[64]:.0f}% of uniform K=64 "
+        f"({w['steps']} agent-steps in {w['wall']:.1f} s incl. compilation; tail after the source ran dry "
+        f"{w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   "
+        f"peak RSS {peak_rss_mib():.0f} MiB",
         flush=True,
     )
 

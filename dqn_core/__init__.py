@@ -20,10 +20,10 @@ _EXPORTS = {
     "TrainResult": "dqn_core.results",
     "train": "dqn_core.trainer",
     "train_population": "dqn_core.trainer",
-    "StreamShape": "dqn_core.stream",
+    "StreamShape": "dqn_core.shape",
     "StreamError": "dqn_core.stream",
     "Supply": "dqn_core.stream",
-    "WorkItem": "dqn_core.stream",
+    "WorkItem": "dqn_core.shape",
     "train_stream": "dqn_core.stream",
 }
 

@@ -120,14 +120,15 @@ def field_doc(name: str) -> str:
 def coerce_value(key: str, value: Any) -> Any:
     """Turn a parsed value (YAML scalar or a `--set` string) into the field's type, or raise ConfigError."""
     kind = _FIELD_TYPES[key]
-    if isinstance(value, str) and kind is not str:
-        value = _scalar(value)
     if kind == "tuple[int, ...]":
-        if isinstance(value, str):
-            value = [_scalar(part) for part in value.split(",") if part.strip()]
+        if isinstance(value, str):  # "32,32" or "[32, 32]" from --set, or a sweep's categorical choice
+            parsed = _scalar(value)
+            value = parsed if isinstance(parsed, list) else [_scalar(p) for p in value.split(",") if p.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list of integers, got {value!r}")
         return tuple(_as_int(f"{key} entry", item) for item in value)
+    if isinstance(value, str) and kind is not str:
+        value = _scalar(value)
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")

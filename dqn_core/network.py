@@ -35,17 +35,6 @@ def init_params(sizes: Sequence[int], seed: int) -> list[np.ndarray]:
     return params
 
 
-def padded_hidden(hidden_sizes: Sequence[int], depth: int) -> tuple[int, ...]:
-    """A network's hidden widths once it is deepened to `depth` layers by repeating its last width."""
-    return (*hidden_sizes, *[hidden_sizes[-1]] * (depth - len(hidden_sizes)))
-
-
-def covering_hidden(all_hidden: Sequence[Sequence[int]]) -> tuple[int, ...]:
-    """The smallest hidden shape that every given network fits into (see `pad_params`)."""
-    depth = max(len(h) for h in all_hidden)
-    return tuple(max(widths) for widths in zip(*(padded_hidden(h, depth) for h in all_hidden), strict=True))
-
-
 def pad_params(params: Sequence[np.ndarray], shape_sizes: Sequence[int]) -> tuple[list[np.ndarray], list[bool]]:
     """Embed one agent's weights in a wider and deeper network that computes exactly the same function.
 
@@ -108,21 +97,44 @@ def _ordered_sum(terms: list[tf.Tensor]) -> tf.Tensor:
     return total
 
 
+ROW_CHUNK = 32
+"""Minibatch rows are summed left to right within chunks of this many, and chunk sums pairwise (a halving tree).
+A batch of up to 32 rows is one chunk, so its sums are plain left-to-right sums; larger batches compile a graph
+that grows with the chunk size instead of the batch size. Zero rows padded onto a batch fill whole zero chunks
+(or the tail of the last one), which leave every partial sum unchanged."""
+
+
+def _row_products_sum(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """sum over rows r of a[:, r, :, None] * b[:, r, None, :]: [K, B, m] x [K, B, n] -> [K, m, n]."""
+    rows = a.shape[1]
+    if rows <= ROW_CHUNK:
+        return _ordered_sum([a[:, r, :, None] * b[:, r, None, :] for r in range(rows)])
+    chunks = 1 << (-(-rows // ROW_CHUNK) - 1).bit_length()  # a power of two, so the tree halves evenly
+    pad = chunks * ROW_CHUNK - rows
+    a = tf.reshape(tf.pad(a, [[0, 0], [0, pad], [0, 0]]), [-1, chunks, ROW_CHUNK, a.shape[2]])
+    b = tf.reshape(tf.pad(b, [[0, 0], [0, pad], [0, 0]]), [-1, chunks, ROW_CHUNK, b.shape[2]])
+    partial = _ordered_sum([a[:, :, r, :, None] * b[:, :, r, None, :] for r in range(ROW_CHUNK)])
+    while chunks > 1:
+        chunks //= 2
+        partial = partial[:, :chunks] + partial[:, chunks:]
+    return partial[:, 0]
+
+
 @tf.custom_gradient
 def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor):
-    """x [K, B, in] @ kernel [K, in, out] + bias [K, out], every sum taken left to right.
+    """x [K, B, in] @ kernel [K, in, out] + bias [K, out], every sum in a fixed order.
 
     Element-wise code is the same for any K, so each agent's numbers are too. Zero rows padded onto the batch
-    leave the kernel gradient unchanged, as x + 0 == x.
+    (and zero units padded onto a layer) come last in their sums and leave them unchanged, as s + 0 == s.
     """
     n_in = kernel.shape[1]
     y = _ordered_sum([x[:, :, i, None] * kernel[:, None, i, :] for i in range(n_in)]) + bias[:, None, :]
 
     def grad(dy: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        n_out, rows = kernel.shape[2], x.shape[1]
+        n_out = kernel.shape[2]
         dx = _ordered_sum([dy[:, :, o, None] * kernel[:, None, :, o] for o in range(n_out)])
-        dkernel = _ordered_sum([x[:, b, :, None] * dy[:, b, None, :] for b in range(rows)])
-        dbias = _ordered_sum([dy[:, b, :] for b in range(rows)])
+        dkernel = _row_products_sum(x, dy)
+        dbias = _row_products_sum(tf.ones_like(dy[:, :, :1]), dy)[:, 0, :]
         return dx, dkernel, dbias
 
     return y, grad

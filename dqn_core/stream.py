@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +22,11 @@ import numpy as np
 from dqn_core import graph, replay
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
-from dqn_core.network import covering_hidden, init_params, layer_sizes, pad_params, unpad_params
+from dqn_core.network import init_params, layer_sizes, pad_params, unpad_params
 from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
 from dqn_core.rng import agent_key
+from dqn_core.shape import StreamShape, WorkItem
 from dqn_core.update import AdamState
 
 DEFAULT_TICKS_PER_CALL = 256
@@ -42,7 +43,10 @@ def physical_slots(n: int) -> int:
 
 WAIT_PAUSE_S = 0.05
 """How long an idle stream sleeps before asking a source that answered WAIT again."""
-SEED_LIMIT = 2**32
+TAIL_SHRINK = 8
+"""Once the source is dry and at most 1/8 of the slots still train, the survivors move into a population 1/8 the
+size: each size costs one compilation per process, so shrinking by 8 (64 -> 8 -> 2) rather than halving buys most
+of the saving for two compilations instead of five."""
 
 
 class Supply(enum.Enum):
@@ -54,19 +58,6 @@ class Supply(enum.Enum):
     """No more work, ever: the stream ends once its running agents finish."""
 
 
-@dataclass(frozen=True)
-class WorkItem:
-    """One agent to train. `tag` is the caller's handle (a trial and seed, an index) and comes back with it."""
-
-    config: TrainConfig
-    seed: int
-    tag: Any = None
-
-    def describe(self) -> str:
-        tag = f", tag {self.tag!r}" if self.tag is not None else ""
-        return f"work item (seed {self.seed}{tag})"
-
-
 WorkSource = Callable[[], "WorkItem | Supply"]
 StreamEpisodeHook = Callable[[WorkItem, EpisodeStats], "bool | None"]
 """on_episode(item, stats) after each finished episode; return False to stop that agent (its slot frees)."""
@@ -76,71 +67,6 @@ DoneHook = Callable[[WorkItem, TrainResult], None]
 class StreamError(RuntimeError):
     """A work source or an `on_done` callback failed; the message names the item. Results delivered before it
     stay delivered."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class StreamShape:
-    """The compiled capacity of a stream: every work item must fit into it (`check`)."""
-
-    env_id: str = "CartPole-v0"
-    hidden_sizes: tuple[int, ...] = (16, 16, 16)
-    """Widest unit count per hidden layer; shallower or narrower networks are padded exactly (`pad_params`)."""
-    batch_rows: int = 32
-    """The largest batch size; smaller minibatches are padded with masked rows."""
-    memory_size: int = 10_000
-    """The largest replay capacity."""
-    max_updates: int = 1
-    """The largest updates_per_step."""
-    double_dqn: bool = False
-    """Compile the Double DQN target in (agents without it still get the plain target, bit for bit)."""
-
-    @classmethod
-    def covering(cls, configs: Sequence[TrainConfig]) -> StreamShape:
-        """The smallest shape that fits every given config (e.g. the corners of a search space)."""
-        if not configs:
-            raise ConfigError("a stream shape needs at least one config to cover")
-        env_ids = {c.env_id for c in configs}
-        if len(env_ids) > 1:
-            raise ConfigError(f"all agents in a stream must share env_id, got {sorted(env_ids)}")
-        return cls(
-            env_id=configs[0].env_id,
-            hidden_sizes=covering_hidden([c.hidden_sizes for c in configs]),
-            batch_rows=max(c.batch_size for c in configs),
-            memory_size=max(c.memory_size for c in configs),
-            max_updates=max(c.updates_per_step for c in configs),
-            double_dqn=any(c.double_dqn for c in configs),
-        )
-
-    def check(self, item: WorkItem) -> None:
-        """Raise ConfigError naming the item if it does not fit this shape."""
-        c = item.config
-        if not isinstance(c, TrainConfig):
-            raise ConfigError(f"{item.describe()}: config must be a TrainConfig, got {type(c).__name__}")
-        seed = item.seed
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT:
-            raise ConfigError(f"{item.describe()}: seed must be an integer in [0, 2**32), got {seed!r}")
-        problems = []
-        if c.env_id != self.env_id:
-            problems.append(f"env_id {c.env_id!r} is not the stream's {self.env_id!r}")
-        if covering_hidden([c.hidden_sizes, self.hidden_sizes]) != self.hidden_sizes:
-            problems.append(f"hidden_sizes {list(c.hidden_sizes)} do not fit into {list(self.hidden_sizes)}")
-        for name, limit in (("batch_size", self.batch_rows), ("memory_size", self.memory_size)):
-            if getattr(c, name) > limit:
-                problems.append(f"{name} {getattr(c, name)} exceeds the declared maximum {limit}")
-        if c.updates_per_step > self.max_updates:
-            problems.append(f"updates_per_step {c.updates_per_step} exceeds the declared maximum {self.max_updates}")
-        if c.double_dqn and not self.double_dqn:
-            problems.append("double_dqn is on but the stream was declared without it")
-        if problems:
-            raise ConfigError(f"{item.describe()} does not fit the stream: {'; '.join(problems)}")
-
-    def features(self) -> graph.Features:
-        env = TrainConfig(env_id=self.env_id).env
-        return graph.Features(env.max_steps, env.n_actions, self.batch_rows, self.max_updates, self.double_dqn)
-
-    def sizes(self) -> list[int]:
-        env = TrainConfig(env_id=self.env_id).env
-        return layer_sizes(env.obs_dim, self.hidden_sizes, env.n_actions)
 
 
 def train_stream(
@@ -257,7 +183,10 @@ class _Stream:
         self.shape = shape
         self.capacity = slots
         self.ticks = ticks
-        self.features = shape.features()
+        env = TrainConfig(env_id=shape.env_id).env
+        self.features = graph.Features(
+            env.max_steps, env.n_actions, shape.batch_rows, shape.max_updates, shape.double_dqn
+        )
         self.sizes = shape.sizes()
         self.n_layers = len(self.sizes) - 1
         size = physical_slots(slots)
@@ -292,7 +221,7 @@ class _Stream:
                 self._deliver(finished, on_done)
             if not self.source_done:
                 self._fill(source)
-            elif self._live_count() <= len(self.records) // 2 and len(self.records) > MIN_SLOTS:
+            elif self._live_count() <= len(self.records) // TAIL_SHRINK and len(self.records) > MIN_SLOTS:
                 self._compact()
 
     def _live_count(self) -> int:
@@ -432,10 +361,10 @@ class _Stream:
                 raise StreamError(f"on_done failed for {item.describe()}: {exc}") from exc
 
     def _compact(self) -> None:
-        """Once no more work comes, gather the remaining agents into the next smaller power-of-two population so
-        the tail costs per agent about what it costs at that size (one extra compilation per size)."""
+        """Once no more work comes, gather the remaining agents into a smaller population so the tail's cost per
+        agent stays near what it costs at full occupancy (see TAIL_SHRINK)."""
         keep = [slot for slot, r in enumerate(self.records) if r is not None]
-        size = physical_slots(len(keep))
+        size = physical_slots(max(len(keep), len(self.records) // TAIL_SHRINK))
         if not keep or size >= len(self.records):
             return
         order = np.array(keep + [keep[0]] * (size - len(keep)))

@@ -21,6 +21,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dqn_core.config import TrainConfig
+from dqn_core.shape import StreamShape
 from dqn_core.trainer import EpisodeStats, train_population
 
 
@@ -83,11 +84,12 @@ def run_batch(
     runs: Sequence[TrialRun],
     *,
     on_trial_done: TrialDone,
-    batch_rows: int | None = None,
+    shape: StreamShape | None = None,
     check_stop: Callable[[], None] = lambda: None,
 ) -> None:
     """Train every (trial, seed) of `runs` as one population; each trial is told to `study` as soon as it ends.
 
+    `shape` is the compiled shape every batch of the sweep shares (`SweepFile.stream_shape`).
     `check_stop` runs at the start of every hook call, a point where no store write is under way: it raises
     (KeyboardInterrupt) when the user asked to stop.
     """
@@ -116,7 +118,7 @@ def run_batch(
             return False
         return not unsolvable  # its value is fixed at max_episodes + 1: more episodes cannot change it
 
-    train_population([(run.config, seed) for run, seed in members], on_episode=on_episode, batch_rows=batch_rows)
+    train_population([(run.config, seed) for run, seed in members], on_episode=on_episode, shape=shape)
     for run in runs:  # a trial with no episode at all (impossible with max_episodes >= 1) would still be closed
         if run.state == "RUNNING":
             try:

@@ -253,7 +253,7 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
 
     tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
     started = time.perf_counter()
-    batch_rows = _largest_batch(options.sweep)
+    shape = options.sweep.stream_shape()
     progress = _progress(options, finished_count(study))
     new_trials, failures, interrupted, trial_seconds = 0, 0, False, 0.0
     runs: list[TrialRun] = []
@@ -285,7 +285,7 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
                     if failures > 2 * options.n_trials + 10:
                         raise ConfigError("too many sampled configurations were invalid; check the search space")
                     continue
-                run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows, check_stop=stop.check)
+                run_batch(study, runs, on_trial_done=on_trial_done, shape=shape, check_stop=stop.check)
         notes = _log_best_agent(study, tracker)
         tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"))
     except KeyboardInterrupt:
@@ -515,14 +515,6 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
 def _best_value(study: optuna.Study) -> float | None:
     best = best_trial(study)
     return best.value if best else None
-
-
-def _largest_batch(sweep: SweepFile) -> int:
-    sizes = [sweep.base.batch_size]
-    for spec in sweep.space:
-        if spec.name == "batch_size":
-            sizes += [int(c) for c in spec.choices] if spec.kind == "categorical" else [int(spec.high)]
-    return max(sizes)
 
 
 def _progress(options: SweepOptions, already: int):

@@ -23,9 +23,10 @@ from typing import Any
 
 from dqn_core.config import TrainConfig, coerce_value, field_names, read_yaml_mapping
 from dqn_core.errors import ConfigError
+from dqn_core.shape import StreamShape
 
 PARAM_KINDS = ("float", "int", "categorical")
-SHARED_IN_POPULATION = ("env_id", "hidden_sizes")  # compiled into the graph shape; cannot vary between trials
+SHARED_IN_POPULATION = ("env_id",)  # compiled into the graph; cannot vary between trials
 SECTIONS = ("study", "trainer", "search_space")
 
 
@@ -83,6 +84,11 @@ class SweepFile:
     study: dict[str, Any] = field(default_factory=dict)
     definition: dict[str, Any] = field(default_factory=dict)  # the parsed YAML, kept so workers need no file
 
+    def stream_shape(self) -> StreamShape:
+        """The compiled shape that fits every config this sweep can sample, so every batch reuses one graph."""
+        corners = [self.base.replace(**{spec.name: value}) for spec in self.space for value in _corners(spec)]
+        return StreamShape.covering([self.base, *corners])
+
     def config_for(self, params: Mapping[str, Any]) -> TrainConfig:
         """The trainer config of one trial: the base with the sampled values applied (and validated)."""
         try:
@@ -133,7 +139,7 @@ def parse_space(data: Mapping[str, Any], *, source: str) -> tuple[ParamSpec, ...
         if name not in known:
             raise ConfigError(f"{source}: '{name}' is not a trainer parameter")
         if name in SHARED_IN_POPULATION:
-            raise ConfigError(f"{source}: '{name}' cannot be searched (it fixes the compiled network/env shape)")
+            raise ConfigError(f"{source}: '{name}' cannot be searched (every trial of a sweep runs the same env)")
         specs.append(_parse_param(name, body, source))
     return tuple(specs)
 
@@ -155,7 +161,10 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
             raise ConfigError(f"{where}: categorical needs a non-empty list of choices")
         if set(body) - {"type", "choices"}:
             raise ConfigError(f"{where}: categorical takes only choices")
-        return ParamSpec(name=name, kind=kind, choices=tuple(coerce_value(name, c) for c in choices))
+        values = [coerce_value(name, c) for c in choices]
+        if any(isinstance(v, tuple) for v in values):  # e.g. hidden_sizes: Optuna's choices must be scalars
+            values = [",".join(map(str, v)) for v in values]
+        return ParamSpec(name=name, kind=kind, choices=tuple(values))
     if "choices" in body:
         raise ConfigError(f"{where}: choices belong to type categorical")
     low, high = body.get("low"), body.get("high")

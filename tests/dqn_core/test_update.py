@@ -143,11 +143,13 @@ def test_bootstrap_mode_bootstraps_through_truncation_only():
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
 
 
-def test_padded_rows_change_nothing():
+@pytest.mark.parametrize(("batch_size", "rows"), [(20, 64), (32, 128), (48, 128), (7, 32)])
+def test_padded_rows_change_nothing(batch_size, rows):
+    """Up to 32 rows are summed in one chunk; more in chunks of 32 and a tree: padding must not show in either."""
     online, target = init_params(SIZES, 5), init_params(SIZES, 6)
-    args = _minibatch(20, seed=7)
+    args = _minibatch(batch_size, seed=7)
     exact, exact_loss = _ours(online, target, *args, bootstrap_truncation=False)
-    padded, padded_loss = _ours(online, target, *args, bootstrap_truncation=False, rows=64)
+    padded, padded_loss = _ours(online, target, *args, bootstrap_truncation=False, rows=rows)
     for x, y in zip(exact, padded, strict=True):
         np.testing.assert_array_equal(x, y)
     assert exact_loss == padded_loss

@@ -36,7 +36,10 @@ def _write(tmp_path, text):
         ("search_space:\n  learning_rate: {type: float, low: 0, high: 0.1, log: true}\n", "log scale needs low > 0"),
         ("search_space:\n  batch_size: {type: float, low: 16, high: 64}\n", "integer parameter; use type int"),
         ("search_space:\n  warmup: {type: int, low: 0.5, high: 10}\n", "must be an integer for type int"),
-        ("search_space:\n  hidden_sizes: {type: categorical, choices: [[16], [32]]}\n", "cannot be searched"),
+        ("search_space:\n  env_id: {type: categorical, choices: [CartPole-v0, CartPole-v1]}\n", "cannot be searched"),
+        ("search_space:\n  hidden_sizes: {type: categorical, choices: [[16], [0]]}\n", "entries must be >= 1"),
+        ("search_space:\n  double_dqn: {type: categorical, choices: [false, 2]}\n", "must be true or false"),
+        ("search_space:\n  updates_per_step: {type: int, low: 1, high: 99}\n", "updates_per_step=99 is invalid"),
         ("search_space:\n  batch_size: {type: int, low: 16, high: 20000}\n", "batch_size=20000 is invalid"),
         ("search_space:\n  gamma: {type: float, low: 0.5, high: 1.5}\n", "gamma=1.5 is invalid"),
         ("search_space:\n  gamma: {type: float, low: x, high: 0.9}\n", "low must be a number"),
@@ -62,3 +65,25 @@ def test_grid_values(tmp_path):
     warmup, gamma = load_sweep(_write(tmp_path, text)).space
     assert warmup.grid_values() == [0, 5, 10]
     assert gamma.grid_values() == [0.9, 0.945, 0.99]
+
+
+def test_streaming_knobs_are_searchable_and_fix_one_compiled_shape(tmp_path):
+    text = (
+        "trainer: {max_episodes: 50}\n"
+        "search_space:\n"
+        "  hidden_sizes: {type: categorical, choices: [[16, 16, 16], '64,64', [32]]}\n"
+        "  updates_per_step: {type: int, low: 1, high: 4}\n"
+        "  double_dqn: {type: categorical, choices: [false, true]}\n"
+        "  target_refresh_steps: {type: int, low: 0, high: 500}\n"
+        "  epsilon_schedule: {type: categorical, choices: [exponential, linear]}\n"
+        "  epsilon_stop: {type: float, low: 0.001, high: 0.05, log: true}\n"
+        "  batch_size: {type: categorical, choices: [16, 48]}\n"
+    )
+    sweep = load_sweep(_write(tmp_path, text))
+    hidden = next(spec for spec in sweep.space if spec.name == "hidden_sizes")
+    assert hidden.choices == ("16,16,16", "64,64", "32")  # scalars, as Optuna's categorical needs
+    config = sweep.config_for({"hidden_sizes": "64,64", "double_dqn": True, "epsilon_schedule": "linear"})
+    assert config.hidden_sizes == (64, 64) and config.double_dqn and config.epsilon_schedule == "linear"
+    shape = sweep.stream_shape()
+    assert shape.hidden_sizes == (64, 64, 64) and shape.batch_rows == 48  # (64, 64) deepened by an identity layer
+    assert shape.max_updates == 4 and shape.double_dqn

@@ -208,3 +208,36 @@ def test_unknown_study_for_best_and_replay(tiny_sweep, capsys, tmp_path):
     assert main(["best", *missing]) == 2
     assert "no Optuna journal at" in capsys.readouterr().err
     assert not (tmp_path / "none.log").exists()
+
+
+KNOBS_SWEEP = """
+study: {n_trials: 4, n_seeds: 1, trials_per_batch: 4, sampler: random, pruner: none, seed: 3}
+trainer: {max_episodes: 12}
+search_space:
+  hidden_sizes: {type: categorical, choices: ["16,16,16", "32,32"]}
+  updates_per_step: {type: int, low: 1, high: 2}
+  double_dqn: {type: categorical, choices: [false, true]}
+  target_refresh_steps: {type: categorical, choices: [0, 100]}
+  epsilon_schedule: {type: categorical, choices: [exponential, linear]}
+  epsilon_stop: {type: float, low: 0.01, high: 0.1, log: true}
+"""
+
+
+def test_streaming_knobs_are_searched_end_to_end(tmp_path):
+    """The new per-slot knobs come from a sweep YAML, reach Optuna and MLflow, and each trial replays alone."""
+    from tests.helpers import Stores
+
+    stores = Stores(tmp_path)
+    stores.config.write_text(KNOBS_SWEEP)
+    assert stores.run(study="knobs") == 0
+    study = _study(stores, "knobs")
+    trials = study.get_trials(deepcopy=False)
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4
+    assert {t.params["hidden_sizes"] for t in trials} <= {"16,16,16", "32,32"}
+    assert {type(t.params["double_dqn"]) for t in trials} == {bool}
+    client = MlflowClient(stores.tracking_uri)
+    runs = _trial_runs(client, client.get_experiment_by_name("knobs").experiment_id)
+    for trial in trials:
+        assert runs[trial.number].data.params["updates_per_step"] == str(trial.params["updates_per_step"])
+        _, solved_at = retrain_agent(study, trial, 0)
+        assert (solved_at or 13) == trial.user_attrs["episodes_to_solve_per_seed"]["0"]
