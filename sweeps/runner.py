@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -35,6 +36,18 @@ from sweeps.budget import budget_lock
 from sweeps.inspect import best_trial
 from sweeps.liveness import Heartbeats, fail_stale_trials
 from sweeps.objective import TrialRun, fail_unfinished, run_batch
+from sweeps.optuna_adapter import grid_points_started, trial_id
+from sweeps.preflight import (
+    GRACE_PERIOD_MAX_S,
+    HEARTBEAT_MAX_S,
+    N_SEEDS_MAX,
+    N_TRIALS_MAX,
+    SEED_MAX,
+    TRIALS_PER_BATCH_MAX,
+    bounded,
+    check_study_name,
+    probe_stores,
+)
 from sweeps.space import SweepFile, sweep_from_mapping
 from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_optuna_storage, redact
 from sweeps.strategies import PRUNERS, SAMPLERS, make_pruner, make_sampler
@@ -44,7 +57,6 @@ from sweeps.tracking import (
     TAG_STORAGE,
     TAG_STUDY,
     StudyTracker,
-    probe_tracking,
     summary_metrics,
 )
 
@@ -77,9 +89,17 @@ class SweepOptions:
     join_only: bool = False  # `worker`: never create the study
 
     def __post_init__(self) -> None:
-        for name in ("n_trials", "n_seeds", "trials_per_batch", "heartbeat_interval"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name, high in (
+            ("n_trials", N_TRIALS_MAX),
+            ("n_seeds", N_SEEDS_MAX),
+            ("trials_per_batch", TRIALS_PER_BATCH_MAX),
+            ("heartbeat_interval", HEARTBEAT_MAX_S),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+            bounded(name.replace("_", "-"), value, 1, high)
+        bounded("grace-period", self.grace_period, 1, GRACE_PERIOD_MAX_S)
         if self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
@@ -88,10 +108,12 @@ class SweepOptions:
             raise ConfigError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
         if self.pruner not in PRUNERS:
             raise ConfigError(f"unknown pruner '{self.pruner}' (choose from {', '.join(PRUNERS)})")
-        if self.seed is not None and self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if not self.study_name.strip():
-            raise ConfigError("study name must not be empty")
+        bounded("seed", self.seed, 0, SEED_MAX)
+        if self.join_only:  # an existing study keeps the name it has
+            if not self.study_name.strip():
+                raise ConfigError("study name must not be empty")
+        else:
+            check_study_name(self.study_name)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -111,7 +133,7 @@ class SweepSummary:
     best_value: float | None
     best_params: dict[str, Any]
     experiment_id: str = ""
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the sweep (SIGINT or SIGTERM), 0 if none
     notes: list[str] = field(default_factory=list)
 
 
@@ -231,6 +253,14 @@ def committed_count(study: optuna.Study) -> int:
 def run_sweep(options: SweepOptions) -> SweepSummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Preflight: both stores read-only, then the study; nothing is created before all of it passed.
+    probe_stores(
+        options.storage,
+        options.tracking_uri,
+        study_name=options.study_name,
+        writer=True,
+        must_exist=options.join_only,
+    )
     storage = open_storage(options)
     existing = find_study(options, storage)  # reads only: a bad input changes no store
     if existing is None and options.join_only:
@@ -242,26 +272,29 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
         TAG_STORAGE: redact(options.storage),
     }
     with budget_lock(options.storage, storage, options.study_name):  # several workers may start at once
-        probe_tracking(options.tracking_uri)  # reads (or creates a new local store) before Optuna is written
         study = find_study(options, storage) or create_study(options, storage)
-        if not options.join_only:
-            record_run_options(study, options)
         tracker = StudyTracker(
-            options.tracking_uri, options.study_name, tags=tags, searched=[p.name for p in options.sweep.space]
+            options.tracking_uri,
+            options.study_name,
+            tags=tags,
+            searched=[p.name for p in options.sweep.space],
+            sweeping=True,
         )
+        if not options.join_only:  # only once MLflow took the study too: a refused start records no budget
+            record_run_options(study, options)
     from sweeps.recovery import repair  # recovery builds on this module
 
     tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
     started = time.perf_counter()
     batch_rows = _largest_batch(options.sweep)
     progress = _progress(options, finished_count(study))
-    new_trials, failures, interrupted, trial_seconds = 0, 0, False, 0.0
+    new_trials, failures, interrupted, trial_seconds = 0, 0, 0, 0.0
     runs: list[TrialRun] = []
     heartbeats = Heartbeats(storage, options.heartbeat_interval)
 
     def on_trial_done(run: TrialRun, status_override: str | None = None) -> None:
         nonlocal new_trials, trial_seconds
-        heartbeats.discard(run.trial._trial_id)
+        heartbeats.discard(trial_id(run.trial))
         tracker.attempt(f"trial {run.number}", lambda: _log_trial(tracker, run, options, status_override))
         if run.state in ("COMPLETE", "PRUNED"):
             new_trials += 1
@@ -271,11 +304,18 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
             progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
 
     stop = _StopRequest()
+    grid_note = ""
     try:
         with heartbeats:
             while finished_count(study) < options.n_trials:
                 stop.check()
                 trials = _ask_budgeted(study, options, storage, heartbeats)
+                if not trials and _grid_used_up(study, options) and not _running(study):
+                    grid_note = (
+                        f"the grid of {_grid_size(options)} points is used up: the study holds "
+                        f"{finished_count(study)} finished trials, fewer than the {options.n_trials} asked for"
+                    )
+                    break
                 if not trials:
                     time.sleep(min(IDLE_POLL_S, options.heartbeat_interval))  # the rest runs elsewhere
                     continue
@@ -286,11 +326,11 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
                         raise ConfigError("too many sampled configurations were invalid; check the search space")
                     continue
                 run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows, check_stop=stop.check)
-        notes = _log_best_agent(study, tracker)
+        notes = _log_best_agent(study, tracker) + ([grid_note] if grid_note else [])
         tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"))
     except KeyboardInterrupt:
-        interrupted = True
-        previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C must not cut the cleanup short
+        interrupted = stop.signum or signal.SIGINT
+        previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut the cleanup short
         try:
             fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
             # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
@@ -326,20 +366,24 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
 
 
 class _StopRequest:
-    """Ctrl-C asks the sweep to stop at the next safe point (no store write under way); a second one forces it.
+    """Ctrl-C or SIGTERM asks the sweep to stop at the next safe point (no store write under way); a second signal
+    forces it. Both take the same path, so a `kill` or a scheduler's stop leaves no trial or run RUNNING.
 
     An interrupt in the middle of an SQLite transaction left the MLflow store locked for the cleanup that followed.
     """
 
     def __init__(self) -> None:
         self.requested = False
+        self.signum = 0
         self.previous = _set_sigint(self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping at the next safe point (Ctrl-C again to force) ...", file=sys.stderr, flush=True)
+        self.signum = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: stopping at the next safe point (again to force) ...", file=sys.stderr, flush=True)
 
     def check(self) -> None:
         if self.requested:
@@ -349,14 +393,36 @@ class _StopRequest:
         _set_sigint(self.previous)
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 def _set_sigint(handler: Any) -> Any:
-    """Install a SIGINT handler where Python allows it (the main thread); returns the previous one."""
+    """Install one handler for SIGINT and SIGTERM where Python allows it (the main thread); returns the previous
+    ones (a tuple, which this function also takes back)."""
     if handler is None:
         return None
+    handlers = handler if isinstance(handler, tuple) else (handler,) * len(STOP_SIGNALS)
     try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        return tuple(signal.signal(sig, h) for sig, h in zip(STOP_SIGNALS, handlers, strict=True))
+    except ValueError:  # not the main thread: leave the signals as they are
         return None
+
+
+def _grid_size(options: SweepOptions) -> int:
+    return math.prod(len(spec.grid_values()) for spec in options.sweep.space)
+
+
+def _grid_used_up(study: optuna.Study, options: SweepOptions) -> bool:
+    """The grid sampler has handed out every point and nothing is queued: asking more would repeat a point."""
+    if options.sampler != "grid":
+        return False
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return False
+    return len(grid_points_started(study)) >= _grid_size(options)
+
+
+def _running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _ask_budgeted(study: optuna.Study, options: SweepOptions, storage, heartbeats: Heartbeats) -> list:
@@ -369,10 +435,12 @@ def _ask_budgeted(study: optuna.Study, options: SweepOptions, storage, heartbeat
         wanted = min(options.trials_per_batch, options.n_trials - committed_count(study))
         trials = []
         for _ in range(max(wanted, 0)):
+            if _grid_used_up(study, options):
+                break
             with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat ourselves
                 warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
-            heartbeats.add(trial._trial_id)
+            heartbeats.add(trial_id(trial))
             trials.append(trial)
         return trials
 
@@ -391,7 +459,7 @@ def _prepare_runs(
         except ConfigError as exc:
             trial.set_user_attr("fail_reason", str(exc))
             study.tell(trial, state=TrialState.FAIL)
-            heartbeats.discard(trial._trial_id)
+            heartbeats.discard(trial_id(trial))
             continue
         run = TrialRun(trial=trial, config=config, seeds=options.seeds)
         trial.set_user_attr("worker", worker_name())

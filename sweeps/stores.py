@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
+from sweeps.redaction import redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 JOURNAL_NAME = "optuna-journal.log"
@@ -22,11 +23,6 @@ JOURNAL_PREFIX = "journal:"
 def tracking_uri(cli_value: str | None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded default."""
     return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def redact(url: str) -> str:
-    """Hide a password in a URL (scheme://user:secret@host -> scheme://user:***@host)."""
-    return re.sub(r"(//[^/:@]+:)[^@/]*@", r"\1***@", url)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -49,18 +45,22 @@ def storage_url(cli_value: str | None, tracking: str) -> str:
 
 
 def check_tracking_uri(uri: str) -> None:
-    """Fail early, in one line, where a local store cannot be written."""
+    """Fail early, in one line, where a local store cannot be written (reads nothing but file metadata)."""
     db = sqlite_path(uri)
     if db is not None:
         folder = db.parent if str(db.parent) else Path(".")
         if not folder.resolve().is_dir():
             raise ConfigError(f"tracking store folder does not exist: {folder}")
+        if db.is_dir():
+            raise ConfigError(f"tracking store {db} is a folder; name an SQLite file such as {db / 'mlflow.db'}")
+        if db.exists() and not db.is_file():
+            raise ConfigError(f"tracking store {db} is not a regular file")
         if db.exists() and db.stat().st_size > 0 and not _looks_like_sqlite(db):
             raise ConfigError(f"tracking store {db} exists but is not an SQLite database")
     elif not re.match(r"^(https?|postgresql(\+\w+)?|mysql(\+\w+)?|sqlite|file|databricks)://", uri) and not (
         uri.startswith("/") or uri.startswith(".")
     ):
-        raise ConfigError(f"unsupported tracking URI '{redact(uri)}'")
+        raise ConfigError(redact(f"unsupported tracking URI '{uri}'"))
 
 
 HEARTBEAT_INTERVAL = 60  # seconds between heartbeats of a running trial
@@ -77,11 +77,12 @@ def open_optuna_storage(
     import optuna
 
     from sweeps import liveness
+    from sweeps.journal import check_journal
 
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url[len(JOURNAL_PREFIX) :])
-            _check_journal(path, writable=writable)
+            check_journal(path, writable=writable, must_exist=not writable)
             from optuna.storages.journal import JournalFileBackend
 
             try:
@@ -104,23 +105,7 @@ def open_optuna_storage(
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"cannot open Optuna storage {redact(url)}: {redact(first_line(exc))}") from None
-
-
-def _check_journal(path: Path, *, writable: bool) -> None:
-    if not str(path) or path.is_dir():
-        raise ConfigError(f"journal path must name a file, got '{path}'")
-    if not path.parent.resolve().is_dir():
-        raise ConfigError(f"journal folder does not exist: {path.parent}")
-    if writable:
-        target = path if path.exists() else path.parent
-        if not os.access(target, os.W_OK):
-            raise ConfigError(f"Optuna journal {path} is read-only (cannot write {target})")
-        if not path.exists():
-            try:  # the backend would create it anyway; doing it here turns a refusal into one line
-                path.open("ab").close()
-            except OSError as exc:
-                raise ConfigError(f"cannot create Optuna journal {path}: {exc.strerror}") from None
+        raise ConfigError(redact(f"cannot open Optuna storage {url}: {first_line(exc)}")) from None
 
 
 def first_line(exc: BaseException) -> str:
@@ -132,3 +117,25 @@ def first_line(exc: BaseException) -> str:
 def _looks_like_sqlite(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
+
+
+OPTUNA_TABLES = frozenset({"studies", "trials"})
+MLFLOW_TABLES = frozenset({"experiments", "runs"})
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """Table names of an existing SQLite file, read through a read-only connection (nothing is created)."""
+    import sqlite3
+
+    if path.stat().st_size == 0:
+        return set()
+    if not _looks_like_sqlite(path):
+        raise ConfigError(f"{path} exists but is not an SQLite database")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read SQLite database {path}: {exc}") from None

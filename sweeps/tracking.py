@@ -67,16 +67,24 @@ def bounded_http_retries() -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # one warning line per outage, not one per retry
 
 
-def probe_tracking(uri: str) -> None:
-    """One read, before anything is written anywhere: an unreachable or unusable store is a one-line error."""
+def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
+    """Reads only, before anything is written anywhere: an unreachable or unusable store, or the study's experiment
+    in MLflow's trash (creating runs in it fails half-way), is a one-line error."""
     from mlflow.tracking import MlflowClient
 
     bounded_http_retries()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+        experiment = client.get_experiment_by_name(study_name) if study_name else None
     except Exception as exc:
-        raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {redact(first_line(exc))}") from None
+        raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"MLflow experiment '{study_name}' (id {experiment.experiment_id}) is deleted; restore it with "
+            f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` or use another --study-name"
+        )
 
 
 def summary_metrics(
@@ -101,7 +109,17 @@ def summary_metrics(
 class StudyTracker:
     """MLflow side of one study (created on first use, found again on resume)."""
 
-    def __init__(self, uri: str, study_name: str, tags: Mapping[str, str], searched: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        uri: str,
+        study_name: str,
+        tags: Mapping[str, str],
+        searched: Sequence[str] = (),
+        *,
+        sweeping: bool = False,
+    ) -> None:
+        """`sweeping`: this process runs trials, so the study's parent run is (re)opened as RUNNING and tagged;
+        every other user (replay, repair, sync) leaves the parent run in the status it had."""
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow resets it to INFO
@@ -122,7 +140,7 @@ class StudyTracker:
                         study_name, artifact_location=artifact_location(uri, study_name), tags={TAG_STUDY: study_name}
                     )
                 )
-                self.parent_run_id = self._find_or_create_parent(study_name, dict(tags))
+                self.parent_run_id = self._find_or_create_parent(study_name, dict(tags), reopen=sweeping)
                 if searched:  # readers (replay, analysis) pass none and leave the view as the sweep set it
                     self.client.set_experiment_tag(
                         self.experiment_id, SHARED_VIEW_TAG + TRIALS_VIEW_KEY, trials_view_state(searched)
@@ -130,8 +148,7 @@ class StudyTracker:
             except ConfigError:
                 raise
             except Exception as exc:
-                reason = redact(first_line(exc))
-                raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {reason}") from None
+                raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
 
     def attempt(self, what: str, call: Callable[[], T]) -> T | None:
         """`call()`, or None when tracking is down: the sweep goes on and `dqn-sweep sync` repairs the gap later."""
@@ -144,8 +161,8 @@ class StudyTracker:
             self.failed_calls += 1
             self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
             print(
-                f"warning: MLflow tracking at {redact(self.uri)} failed ({what}: {redact(first_line(exc))[:200]}); "
-                f"trials go on in Optuna; run `dqn-sweep sync --study-name {self.study_name}` once it is back",
+                redact(f"warning: MLflow tracking at {self.uri} failed ({what}: {first_line(exc)[:200]}); ")
+                + f"trials go on in Optuna; run `dqn-sweep sync --study-name {self.study_name}` once it is back",
                 file=sys.stderr,
                 flush=True,
             )
@@ -159,7 +176,7 @@ class StudyTracker:
         finally:
             self.seconds[purpose] += time.perf_counter() - started
 
-    def _find_or_create_parent(self, study_name: str, tags: dict[str, str]) -> str:
+    def _find_or_create_parent(self, study_name: str, tags: dict[str, str], *, reopen: bool) -> str:
         found = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{TAG_ROLE}` = 'study' and tags.`{TAG_STUDY}` = '{study_name}'",
@@ -167,13 +184,16 @@ class StudyTracker:
         )
         if found:
             run_id = found[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
-            for key, value in tags.items():
-                self.client.set_tag(run_id, key, value)
+            if reopen:
+                self.client.update_run(run_id, status="RUNNING")
+                for key, value in tags.items():
+                    self.client.set_tag(run_id, key, value)
             return run_id
         run = self.client.create_run(
             self.experiment_id, run_name=study_name, tags={**tags, TAG_ROLE: "study", TAG_STUDY: study_name}
         )
+        if not reopen:  # a parent made for a replay or a sync has nothing running under it
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
         return run.info.run_id
 
     def start_trial(
