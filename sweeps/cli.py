@@ -234,11 +234,11 @@ def _check_liveness(args: argparse.Namespace) -> None:
         )
 
 
-def _command_line() -> str:
-    """The command as typed, passwords hidden: it is stored in the study."""
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as given to `main`, passwords hidden (the same `redact` as every message): stored in the study."""
     from sweeps.stores import redact
 
-    return " ".join(["dqn-sweep", *(redact(arg) for arg in sys.argv[1:])])
+    return redact(" ".join(["dqn-sweep", *args.argv]))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -269,7 +269,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
         progress=not args.no_progress,
-        command_line=_command_line(),
+        command_line=_command_line(args),
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
     )
@@ -489,7 +489,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dqn_core.errors import ConfigError
 
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return int(args.handler(args))
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}" if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)

@@ -327,15 +327,15 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
                     continue
                 run_batch(study, runs, on_trial_done=on_trial_done, batch_rows=batch_rows, check_stop=stop.check)
         notes = _log_best_agent(study, tracker) + ([grid_note] if grid_note else [])
-        tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"))
+        tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
     except KeyboardInterrupt:
         interrupted = stop.signum or signal.SIGINT
         previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut the cleanup short
         try:
             fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
             # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
-            tracker.attempt("closing runs", lambda: repair(study, tracker))
-            tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"))
+            tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
+            tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"), force=True)
         finally:
             _set_sigint(previous)
         notes = []
@@ -478,8 +478,18 @@ _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.
 
 
 def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
+    """Log a finished trial to its run; a failure half-way (an artifact path too long, a full disk) closes the run
+    as FAILED instead of leaving it RUNNING, and reaches the user as the one warning line of `attempt`."""
     if run.run_id is None:
         return
+    try:
+        _log_trial_run(tracker, run, options, status_override)
+    except Exception:
+        tracker.abandon_trial(run.run_id)
+        raise
+
+
+def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
     curves: dict[str, list[float]] = {}
     for seed, curve in run.curves.items():
         curves[f"seed_{seed}/steps"] = curve.steps

@@ -12,6 +12,7 @@ gets every trial, the failure becomes one warning line, calls are skipped for `O
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -150,9 +151,13 @@ class StudyTracker:
             except Exception as exc:
                 raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
 
-    def attempt(self, what: str, call: Callable[[], T]) -> T | None:
-        """`call()`, or None when tracking is down: the sweep goes on and `dqn-sweep sync` repairs the gap later."""
-        if time.monotonic() < self._down_until:
+    def attempt(self, what: str, call: Callable[[], T], *, force: bool = False) -> T | None:
+        """`call()`, or None when tracking is down: the sweep goes on and `dqn-sweep sync` repairs the gap later.
+
+        `force` tries even during the back-off: closing calls at the end of a sweep must not be skipped because an
+        unrelated call failed a few seconds earlier (that left the study's parent run RUNNING).
+        """
+        if not force and time.monotonic() < self._down_until:
             self.failed_calls += 1
             return None
         try:
@@ -258,6 +263,14 @@ class StudyTracker:
         with self._timed():
             self.client.set_tag(run_id, TAG_STATE, state)
             self.client.set_terminated(run_id, status=RUN_STATUS[state])
+
+    def abandon_trial(self, run_id: str) -> None:
+        """Close a trial's run as FAILED after a tracking error in the middle of logging it, so that no run stays
+        RUNNING; best effort (the store may be what failed), the caller has already warned once."""
+        with contextlib.suppress(Exception):
+            self.client.set_tag(run_id, TAG_STATE, "TRACKING_ERROR")
+        with contextlib.suppress(Exception):
+            self.client.set_terminated(run_id, status="FAILED")
 
     def finish_study(self, status: str = "FINISHED") -> None:
         with self._timed("setup"):
