@@ -26,9 +26,11 @@ def redact(text: str) -> str:
     secrets: set[str] = set()
 
     def replace(match: re.Match[str]) -> str:
-        shown, found = _redact_url(match.group(0))
+        url = match.group(0)
+        core = url.rstrip(".,:;)]}")  # punctuation of the sentence around the URL, not part of it
+        shown, found = _redact_url(core)
         secrets.update(found)
-        return shown
+        return shown + url[len(core) :]
 
     out = _URL.sub(replace, text)
     for secret in sorted(secrets, key=len, reverse=True):

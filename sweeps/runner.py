@@ -253,7 +253,10 @@ def committed_count(study: optuna.Study) -> int:
 def run_sweep(options: SweepOptions) -> SweepSummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Preflight: both stores read-only, then the study; nothing is created before all of it passed.
+    # Preflight: the sampler and pruner, both stores read-only, then the study; nothing is created before all of
+    # it passed (a grid without steps used to fail only after the journal file had been created).
+    make_sampler(options.sampler, seed=options.seed, space=options.sweep.space)
+    make_pruner(options.pruner)
     probe_stores(
         options.storage,
         options.tracking_uri,
