@@ -9,6 +9,7 @@ per-study lock (`budget.py`), beats for its running trials, and fails and re-que
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -49,7 +50,15 @@ from sweeps.preflight import (
     probe_stores,
 )
 from sweeps.space import SweepFile, sweep_from_mapping
-from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_optuna_storage, redact
+from sweeps.stores import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    StoreFull,
+    disk_full_message,
+    is_disk_full,
+    open_optuna_storage,
+    redact,
+)
 from sweeps.strategies import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from sweeps.tracking import (
     TAG_PRUNER,
@@ -251,6 +260,16 @@ def committed_count(study: optuna.Study) -> int:
 
 
 def run_sweep(options: SweepOptions) -> SweepSummary:
+    """Run (or resume, or join) the study of `options` until it holds its budget of finished trials."""
+    try:
+        return _run_sweep(options)
+    except OSError as exc:  # a full disk before the first trial: nothing runs yet, nothing to close
+        if not is_disk_full(exc):
+            raise
+        raise StoreFull(disk_full_message(exc, options.storage)) from None
+
+
+def _run_sweep(options: SweepOptions) -> SweepSummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # Preflight: the sampler and pruner, both stores read-only, then the study; nothing is created before all of
@@ -284,7 +303,11 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
             sweeping=True,
         )
         if not options.join_only:  # only once MLflow took the study too: a refused start records no budget
-            record_run_options(study, options)
+            try:
+                record_run_options(study, options)
+            except Exception:  # a full Optuna store, say: the parent run just (re)opened must not stay RUNNING
+                tracker.attempt("closing the study run", lambda: tracker.finish_study("FAILED"), force=True)
+                raise
     from sweeps.recovery import repair  # recovery builds on this module
 
     tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
@@ -342,6 +365,11 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
         finally:
             _set_sigint(previous)
         notes = []
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        _close_after_full_disk(study, runs, tracker, on_trial_done)
+        raise StoreFull(disk_full_message(exc, options.storage)) from None
     finally:
         stop.release()
         progress.close()
@@ -366,6 +394,28 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
         interrupted=interrupted,
         notes=notes,
     )
+
+
+def _close_after_full_disk(
+    study: optuna.Study, runs: list[TrialRun], tracker: StudyTracker, on_trial_done: Callable[..., None]
+) -> None:
+    """Best effort after a full disk: fail this process's running trials and close their runs and the study's.
+
+    Whatever cannot be written now (the full store) is put right by the next run: its stale trials are failed and
+    retried, and its runs left RUNNING are closed by the `repair` every sweep starts with.
+    """
+    previous = _set_sigint(signal.SIG_IGN)
+    try:
+        for run in runs:
+            if run.state == "RUNNING":
+                with contextlib.suppress(Exception):
+                    study.tell(run.trial, state=TrialState.FAIL, skip_if_finished=True)
+                run.state = "FAIL"
+                with contextlib.suppress(Exception):
+                    on_trial_done(run, "FAIL")
+        tracker.attempt("closing the study run", lambda: tracker.finish_study("FAILED"), force=True)
+    finally:
+        _set_sigint(previous)
 
 
 class _StopRequest:

@@ -7,6 +7,7 @@ Optuna supports (PostgreSQL for many machines) or `journal:PATH`.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import warnings
@@ -106,6 +107,28 @@ def open_optuna_storage(
         raise
     except Exception as exc:
         raise ConfigError(redact(f"cannot open Optuna storage {url}: {first_line(exc)}")) from None
+
+
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class StoreFull(ConfigError):
+    """A store's disk is full (or a file-size limit is reached): the sweep stopped; resuming after freeing space
+    is safe (a journal cut mid-line is refused until `dqn-sweep repair --journal` has cut the partial line)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_message(exc: OSError, store: str | None = None) -> str:
+    """One line for a full disk; `store` names where the writes were going when the error carries no file name."""
+    target = exc.filename or store
+    where = f" writing {redact(str(target))}" if target else ""
+    return (
+        f"disk full{where} ({exc.strerror}): stopped, finished trials are kept; free space, then run the same "
+        "command again to resume (if it says the journal ends in a partial line, `dqn-sweep repair --journal` first)"
+    )
 
 
 def first_line(exc: BaseException) -> str:

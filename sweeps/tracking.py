@@ -68,13 +68,20 @@ def bounded_http_retries() -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # one warning line per outage, not one per retry
 
 
+def quiet_mlflow_logs() -> None:
+    """MLflow's INFO lines off (importing mlflow resets its level), and its SQL store's ERROR log with a full
+    traceback too: every failure of a tracking call already reaches the user as one line (`attempt`)."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
 def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
     """Reads only, before anything is written anywhere: an unreachable or unusable store, or the study's experiment
     in MLflow's trash (creating runs in it fails half-way), is a one-line error."""
     from mlflow.tracking import MlflowClient
 
     bounded_http_retries()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    quiet_mlflow_logs()
     try:
         client = MlflowClient(tracking_uri=uri)
         client.search_experiments(max_results=1)
@@ -123,7 +130,7 @@ class StudyTracker:
         every other user (replay, repair, sync) leaves the parent run in the status it had."""
         from mlflow.tracking import MlflowClient
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow resets it to INFO
+        quiet_mlflow_logs()
         bounded_http_retries()
         self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0}
         self.uri = uri
