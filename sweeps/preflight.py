@@ -142,12 +142,12 @@ def probe_storage(url: str, *, writable: bool, must_exist: bool) -> None:
 
 def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) -> None:
     """The MLflow store, read-only: reachable, not an Optuna database, the study's experiment not deleted."""
-    check_tracking_uri(uri)
     db = sqlite_path(uri)
+    if db is not None and must_exist and not db.exists():
+        raise ConfigError(f"no MLflow store at {db}; run a sweep first or pass --tracking-uri")
+    check_tracking_uri(uri)
     if db is not None:
         if not db.exists():
-            if must_exist:
-                raise ConfigError(f"no MLflow store at {db}; run a sweep first or pass --tracking-uri")
             if not os.access(db.parent if str(db.parent) else ".", os.W_OK):
                 raise ConfigError(f"tracking store {db} cannot be created (its folder is read-only)")
             return
