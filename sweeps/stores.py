@@ -83,7 +83,7 @@ def open_optuna_storage(
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url[len(JOURNAL_PREFIX) :])
-            check_journal(path, writable=writable, must_exist=not writable)
+            check_journal(path, writable=writable, must_exist=False)  # commands check existence in preflight
             from optuna.storages.journal import JournalFileBackend
 
             try:
