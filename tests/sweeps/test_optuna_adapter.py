@@ -23,13 +23,16 @@ def test_installed_optuna_is_in_the_pinned_range():
 
 
 def test_only_the_adapter_touches_optuna_internals():
-    private = re.compile(r"optuna(\.\w+)*\._\w+|\._trial_id\b|\._study_id\b|(?<!self)\._storage\b")
+    private = re.compile(
+        r"optuna(\.\w+)*\._\w+|\._trial_id\b|\._study_id\b|(?<!self)\._storage\b|super\(\)\._(?!_)\w+|def _get_stale"
+    )
+    imposed = "_get_stale_trial_ids"  # BaseHeartbeat's abstract hook: implementing it is the extension point
     offenders = [
         f"{path.name}:{number}: {line.strip()}"
         for path in sorted(SOURCES.glob("*.py"))
         if path.name != "optuna_adapter.py"
         for number, line in enumerate(path.read_text().splitlines(), start=1)
-        if private.search(line)
+        if private.search(line) and not (path.name == "liveness.py" and imposed in line)
     ]
     assert offenders == []
 
