@@ -9,17 +9,63 @@ journal must be a regular file, and a writer refuses one that ends in a partial 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from dqn_core.errors import ConfigError
 
 SETTLE_S = 0.5  # another worker's append may be in flight: a partial tail must stay put this long to count
 TAIL_BLOCK = 1 << 16
+
+
+class JournalPartialLine(ConfigError):
+    """The journal ends in a partial line: appending would glue the next entry onto it and corrupt the file."""
+
+
+def partial_line_message(path: Path, cut: int) -> str:
+    return (
+        f"Optuna journal {path} ends in a partial line ({cut} bytes, an interrupted write); "
+        f"run `dqn-sweep repair --journal {path}` (keeps a backup), then retry"
+    )
+
+
+class GuardedJournalFileBackend(JournalFileBackend):
+    """Optuna's journal file backend, but an append first checks, under the journal's lock, that the file ends in a
+    newline, and refuses (`JournalPartialLine`) instead of writing onto a line another process left cut off (a
+    full disk in the middle of its write). The append itself is Optuna's: the same lines, written and fsynced."""
+
+    def __init__(self, path: str) -> None:
+        self._guard = JournalFileSymlinkLock(path)  # Optuna's default lock, kept so append can hold it here
+        self._journal_path = Path(path)
+        super().__init__(path, lock_obj=self._guard)
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        self._guard.acquire()
+        try:
+            with self._journal_path.open("ab") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size and not _ends_with_newline(self._journal_path, size):
+                    raise JournalPartialLine(partial_line_message(self._journal_path, _tail(self._journal_path)[1]))
+                handle.write(text.encode("utf-8"))
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            self._guard.release()
+
+
+def _ends_with_newline(path: Path, size: int) -> bool:
+    with path.open("rb") as handle:
+        handle.seek(size - 1)
+        return handle.read(1) == b"\n"
 
 
 def check_journal(path: Path, *, writable: bool, must_exist: bool) -> None:
@@ -55,10 +101,7 @@ def check_journal(path: Path, *, writable: bool, must_exist: bool) -> None:
             raise ConfigError(f"Optuna journal {path} is read-only (cannot write {path})")
         cut = partial_tail(path)
         if cut:
-            raise ConfigError(
-                f"Optuna journal {path} ends in a partial line ({cut} bytes, an interrupted write); "
-                f"run `dqn-sweep repair --journal {path}` (keeps a backup), then retry"
-            )
+            raise JournalPartialLine(partial_line_message(path, cut))
 
 
 def partial_tail(path: Path) -> int:

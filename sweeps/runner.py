@@ -35,6 +35,7 @@ from dqn_core.errors import ConfigError
 from sweeps import artifacts
 from sweeps.budget import budget_lock
 from sweeps.inspect import best_trial
+from sweeps.journal import JournalPartialLine
 from sweeps.liveness import Heartbeats, fail_stale_trials
 from sweeps.objective import TrialRun, fail_unfinished, run_batch
 from sweeps.optuna_adapter import grid_points_started, trial_id
@@ -368,8 +369,11 @@ def _run_sweep(options: SweepOptions) -> SweepSummary:
     except OSError as exc:
         if not is_disk_full(exc):
             raise
-        _close_after_full_disk(study, runs, tracker, on_trial_done)
+        _close_after_store_failure(study, runs, tracker, on_trial_done)
         raise StoreFull(disk_full_message(exc, options.storage)) from None
+    except JournalPartialLine:  # another process's write was cut off: stop before anything lands on it
+        _close_after_store_failure(study, runs, tracker, on_trial_done)
+        raise
     finally:
         stop.release()
         progress.close()
@@ -396,10 +400,11 @@ def _run_sweep(options: SweepOptions) -> SweepSummary:
     )
 
 
-def _close_after_full_disk(
+def _close_after_store_failure(
     study: optuna.Study, runs: list[TrialRun], tracker: StudyTracker, on_trial_done: Callable[..., None]
 ) -> None:
-    """Best effort after a full disk: fail this process's running trials and close their runs and the study's.
+    """Best effort after a full disk or a cut-off journal: fail this process's running trials, close their runs
+    and the study's.
 
     Whatever cannot be written now (the full store) is put right by the next run: its stale trials are failed and
     retried, and its runs left RUNNING are closed by the `repair` every sweep starts with.

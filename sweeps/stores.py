@@ -78,17 +78,15 @@ def open_optuna_storage(
     import optuna
 
     from sweeps import liveness
-    from sweeps.journal import check_journal
+    from sweeps.journal import GuardedJournalFileBackend, check_journal
 
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url[len(JOURNAL_PREFIX) :])
             check_journal(path, writable=writable, must_exist=False)  # commands check existence in preflight
-            from optuna.storages.journal import JournalFileBackend
-
             try:
                 return liveness.HeartbeatJournalStorage(
-                    JournalFileBackend(str(path)),
+                    GuardedJournalFileBackend(str(path)),
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
                     stale_callback=liveness.retry_callback(),

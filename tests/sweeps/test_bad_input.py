@@ -64,6 +64,16 @@ def corrupt_journal(tiny_sweep, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def pg_mlflow(postgres) -> str:
+    """A PostgreSQL database holding MLflow's tables (what an MLflow server's backend store looks like)."""
+    from mlflow.tracking import MlflowClient
+
+    url = postgres.create_database("mlflow_tables")
+    MlflowClient(url).search_experiments()
+    return url
+
+
+@pytest.fixture(scope="module")
 def extra_stores(tiny_sweep, tmp_path_factory) -> dict[str, Path]:
     """Stores that are wrong in a way only their contents show: a journal cut off mid-line, an Optuna SQLite
     database (never an MLflow store), an MLflow store whose 'tiny' experiment is deleted."""
@@ -167,6 +177,8 @@ CASES = [
     (["run", "{J}", "--tracking-uri", "sqlite:///{optuna_db}"], "is an Optuna database"),
     (["report", "{J}", "--tracking-uri", "sqlite:///{optuna_db}"], "is an Optuna database"),
     (["run", "--storage", "sqlite:///{tmp}/one.db", "--tracking-uri", "sqlite:///{tmp}/one.db"], "the same file"),
+    (["run", "--storage", "{pg:mlflow}"], "is an MLflow database"),
+    (["run", "--storage", "journal:{tmp}/new.log", "--tracking-uri", "{pg:optuna}"], "is an Optuna database"),
     (["best", "--storage", "sqlite:///{tmp}/new.db"], "no Optuna database at"),
     (["best", "--storage", "sqlite:///{optuna_db}", "--study-name", "tiny"], "unknown study 'tiny'"),
     (["report", "--study", "tiny", "{J}", "--tracking-uri", "sqlite:///{tmp}/empty.db"], "is empty (no MLflow"),
@@ -226,6 +238,8 @@ CASES = [
 def _expand(template, *, tiny_sweep, pg_url, postgres, corrupt, read_only, sweeps, extra, tmp) -> list[str]:
     good_password = postgres.password
     pg = {
+        "mlflow": extra["pg_mlflow"],
+        "optuna": pg_url,
         "wrong_password": pg_url.replace(good_password, "wrong-Password-77"),
         "no_database": pg_url.rsplit("/", 1)[0] + "/no_such_db",
         "unreachable": pg_url.replace(f":{postgres.port}/", ":9/"),
@@ -274,7 +288,17 @@ def _listing(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize(("template", "message"), CASES, ids=[f"{i:02d}" for i in range(len(CASES))])
 def test_bad_input(
-    template, message, tiny_sweep, pg_store, postgres, corrupt_journal, extra_stores, read_only_dir, tmp_path, capsys
+    template,
+    message,
+    tiny_sweep,
+    pg_store,
+    pg_mlflow,
+    postgres,
+    corrupt_journal,
+    extra_stores,
+    read_only_dir,
+    tmp_path,
+    capsys,
 ):
     sweeps = {}
     for name, text in SWEEP_FILES.items():
@@ -293,17 +317,18 @@ def test_bad_input(
         corrupt=corrupt_journal,
         read_only=read_only_dir,
         sweeps=sweeps,
-        extra=extra_stores,
+        extra={**extra_stores, "pg_mlflow": pg_mlflow},
         tmp=tmp_path,
     )
     folders = (tiny_sweep.root, corrupt_journal.parent, extra_stores["partial"].parent, tmp_path)
-    before = ([_files(f) for f in folders], [_listing(f) for f in folders], _pg_dump(pg_store))
+    before = ([_files(f) for f in folders], [_listing(f) for f in folders], _pg_dump(pg_store), _pg_dump(pg_mlflow))
     read_only_before = sorted(os.listdir(read_only_dir))
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert postgres.password not in err and "wrong-Password-77" not in err and "with/slashes" not in err
-    assert ([_files(f) for f in folders], [_listing(f) for f in folders], _pg_dump(pg_store)) == before
+    after = ([_files(f) for f in folders], [_listing(f) for f in folders], _pg_dump(pg_store), _pg_dump(pg_mlflow))
+    assert after == before
     assert sorted(os.listdir(read_only_dir)) == read_only_before
     assert not Path("/dev/null.budget-lock").exists() and not Path("/dev/full.budget-lock").exists()

@@ -180,3 +180,21 @@ def test_a_tracking_error_on_a_trial_fails_its_run_with_one_warning(tmp_path, ca
     statuses = {r.info.run_name: r.info.status for r in _runs(tracking, "broken")}
     assert statuses["trial-0000"] == "FAILED"
     assert statuses["broken"] == "FINISHED"
+
+
+def test_a_writer_never_appends_onto_a_line_another_process_left_cut_off(tmp_path, capsys):
+    from sweeps.journal import JournalPartialLine
+
+    journal = tmp_path / "j.log"
+    study = optuna.create_study(study_name="s", storage=open_optuna_storage(f"journal:{journal}"))
+    with journal.open("ab") as handle:  # another worker ran out of disk in the middle of its write
+        handle.write(b'{"op_code": 5, "worker_id": "x", "study_')
+    before = journal.read_bytes()
+    with pytest.raises(JournalPartialLine, match="repair --journal"):
+        study.set_user_attr("after", 1)
+    assert journal.read_bytes() == before
+
+    assert main(["repair", "--journal", str(journal)]) == 0
+    capsys.readouterr()
+    study.set_user_attr("after", 1)
+    assert _study(journal, "s").user_attrs == {"after": 1}
