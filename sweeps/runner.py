@@ -56,6 +56,7 @@ from sweeps.stores import (
     HEARTBEAT_INTERVAL,
     StoreFull,
     disk_full_message,
+    first_line,
     is_disk_full,
     open_optuna_storage,
     redact,
@@ -172,22 +173,49 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def find_study(options: SweepOptions, storage) -> optuna.Study | None:
-    """The existing study if it was made from the same sweep (else a ConfigError); None if there is none. Reads only."""
+def find_study(options: SweepOptions, storage, *, locked: bool = False) -> optuna.Study | None:
+    """The existing study if it was made from the same sweep (else a ConfigError); None if there is none.
+
+    A study without its sweep hash is half made: the hash is written last. Outside the budget lock its creator may
+    still be writing it (four `run`s racing to create one study), so it is returned unchecked and looked at again
+    under the lock; under the lock its creator has died (creation holds the lock), and `run` completes it.
+    """
     sampler = make_sampler(options.sampler, seed=sampler_seed(options, creator=False), space=options.sweep.space)
     try:
         existing = optuna.load_study(study_name=options.study_name, storage=storage, sampler=sampler)
     except KeyError:
         return None
     except Exception as exc:
-        raise ConfigError(f"cannot read study '{options.study_name}': {redact(str(exc).splitlines()[0])}") from None
-    if existing.user_attrs.get(ATTR_SWEEP_HASH) != sweep_hash(options.sweep, options.seeds):
+        raise ConfigError(redact(f"cannot read study '{options.study_name}': {first_line(exc)}")) from None
+    existing.pruner = make_pruner(options.pruner)
+    recorded = existing.user_attrs.get(ATTR_SWEEP_HASH)
+    if recorded is None and _half_made(existing):
+        if not locked:
+            return existing
+        if options.join_only:
+            raise ConfigError(
+                f"study '{options.study_name}' was never completely created; finish it with `dqn-sweep run "
+                f"--config SWEEP.yaml --study-name {options.study_name}`"
+            )
+        return _complete_study(existing, options)
+    if recorded != sweep_hash(options.sweep, options.seeds):
         raise ConfigError(
             f"study '{options.study_name}' was created from a different sweep config or seed count; "
             "use another --study-name (nothing was changed)"
         )
-    existing.pruner = make_pruner(options.pruner)
     return existing
+
+
+_OWN_ATTRS = frozenset({ATTR_BASE_CONFIG, ATTR_SEEDS, ATTR_DEFINITION, "sweep_file"})
+
+
+def _half_made(study: optuna.Study) -> bool:
+    """No more than `_complete_study` writes before the hash: its attributes and the queued baseline. A study made
+    by anything else (its own attributes or trials) is never taken over."""
+    if not set(study.user_attrs) <= _OWN_ATTRS:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    return all(t.state == TrialState.WAITING and t.user_attrs.get("baseline") == "book" for t in trials)
 
 
 def create_study(options: SweepOptions, storage) -> optuna.Study:
@@ -198,14 +226,22 @@ def create_study(options: SweepOptions, storage) -> optuna.Study:
         pruner=make_pruner(options.pruner),
         direction="minimize",
     )
-    study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
+    return _complete_study(study, options)
+
+
+def _complete_study(study: optuna.Study, options: SweepOptions) -> optuna.Study:
+    """Everything a study records about its sweep, and the book's baseline queued as its first trial; the sweep
+    hash goes last, so that a study with a hash is complete (see `find_study`). Safe to run again on a study
+    whose creator died half-way."""
     study.set_user_attr(ATTR_BASE_CONFIG, options.sweep.base.to_dict())
     study.set_user_attr(ATTR_SEEDS, list(options.seeds))
     study.set_user_attr(ATTR_DEFINITION, options.sweep.definition)
     study.set_user_attr("sweep_file", options.sweep.path)
-    book = TrainConfig()
-    baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
-    study.enqueue_trial(baseline, user_attrs={"baseline": "book"})
+    if not study.get_trials(deepcopy=False):
+        book = TrainConfig()
+        baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
+        study.enqueue_trial(baseline, user_attrs={"baseline": "book"})
+    study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
     return study
 
 
@@ -295,7 +331,7 @@ def _run_sweep(options: SweepOptions) -> SweepSummary:
         TAG_STORAGE: redact(options.storage),
     }
     with budget_lock(options.storage, storage, options.study_name):  # several workers may start at once
-        study = find_study(options, storage) or create_study(options, storage)
+        study = find_study(options, storage, locked=True) or create_study(options, storage)
         tracker = StudyTracker(
             options.tracking_uri,
             options.study_name,

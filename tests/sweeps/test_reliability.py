@@ -198,3 +198,22 @@ def test_a_writer_never_appends_onto_a_line_another_process_left_cut_off(tmp_pat
     capsys.readouterr()
     study.set_user_attr("after", 1)
     assert _study(journal, "s").user_attrs == {"after": 1}
+
+
+def test_a_study_whose_creator_died_half_way_is_completed_by_the_next_run(tmp_path, capsys):
+    from sweeps.runner import ATTR_BASE_CONFIG
+
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_SWEEP.replace("n_trials: 3", "n_trials: 1"))
+    journal = tmp_path / "j.log"
+    half = optuna.create_study(study_name="half", storage=open_optuna_storage(f"journal:{journal}"))
+    half.set_user_attr(ATTR_BASE_CONFIG, {"max_episodes": 30})  # the creator died here (once: a MemoryError)
+    argv = _argv(config, tmp_path, "half")
+    worker = ["worker", *argv[argv.index("--study-name") :]]
+    assert main(worker) == 2  # a worker has no sweep file to finish it with
+    assert "join it with `dqn-sweep run --config" in capsys.readouterr().err
+    assert main(argv) == 0
+    study = _study(journal, "half")
+    assert len(study.get_trials(deepcopy=False, states=FINISHED)) == 1
+    assert study.trials[0].user_attrs["baseline"] == "book"
+    _assert_nothing_running(journal, f"sqlite:///{tmp_path / 'mlflow.db'}", "half")
