@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
+from sweeps.journal import check_journal
 from sweeps.redaction import redact
 from sweeps.stores import (
     JOURNAL_PREFIX,
@@ -24,6 +25,7 @@ from sweeps.stores import (
     sqlite_path,
     sqlite_tables,
 )
+from sweeps.tracking import probe_tracking
 
 # Study names become MLflow experiment names, search-filter literals, artifact folders and lock keys, so they are
 # kept to characters that are safe in all of them, and short enough for any file system (255 bytes per name).
@@ -117,8 +119,6 @@ def probe_stores(storage: str, tracking: str, *, study_name: str | None, writer:
 def probe_storage(url: str, *, writable: bool, must_exist: bool) -> None:
     """An Optuna storage URL, read-only: a sane journal file, or a database without MLflow's tables."""
     if url.startswith(JOURNAL_PREFIX):
-        from sweeps.journal import check_journal
-
         check_journal(Path(url[len(JOURNAL_PREFIX) :]), writable=writable, must_exist=must_exist)
         return
     db = sqlite_path(url)
@@ -160,8 +160,6 @@ def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) 
             return  # MLflow creates its schema once the command is known to be good
     elif uri.startswith(("postgresql", "mysql")) and _rdb_tables(uri, what="MLflow tracking store") & OPTUNA_TABLES:
         raise ConfigError(redact(f"tracking store {uri} is an Optuna database; give MLflow its own database"))
-    from sweeps.tracking import probe_tracking
-
     probe_tracking(uri, study_name=study_name)
 
 
