@@ -299,6 +299,8 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     from sweeps.tracking import StudyTracker
 
     if getattr(args, "journal", None):
+        if args.study_name or args.storage or args.tracking_uri:
+            raise UsageError("dqn-sweep repair: --journal repairs the file alone; give no study or store options")
         return _repair_journal(Path(args.journal))
     study, uri = _join_study(args)
     tracker = StudyTracker(uri, study.study_name, tags={})

@@ -143,10 +143,16 @@ def repair_journal(path: Path) -> tuple[Path | None, int]:
     cut = partial_tail(path)
     if not cut:
         return None, 0
-    backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
-    shutil.copy2(path, backup)
-    with path.open("r+b") as handle:
-        handle.truncate(handle.seek(0, os.SEEK_END) - cut)
-        handle.flush()
-        os.fsync(handle.fileno())
+    lock = JournalFileSymlinkLock(str(path))  # the lock every append holds: no write can be under way meanwhile
+    lock.acquire()
+    try:
+        cut = _tail(path)[1]
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+        shutil.copy2(path, backup)
+        with path.open("r+b") as handle:
+            handle.truncate(handle.seek(0, os.SEEK_END) - cut)
+            handle.flush()
+            os.fsync(handle.fileno())
+    finally:
+        lock.release()
     return backup, cut

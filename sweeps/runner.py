@@ -393,14 +393,14 @@ def _run_sweep(options: SweepOptions) -> SweepSummary:
         tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
     except KeyboardInterrupt:
         interrupted = stop.signum or signal.SIGINT
-        previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut the cleanup short
+        previous = _set_stop_handlers(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut the cleanup short
         try:
             fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
             # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
             tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
             tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"), force=True)
         finally:
-            _set_sigint(previous)
+            _set_stop_handlers(previous)
         notes = []
     except OSError as exc:
         if not is_disk_full(exc):
@@ -445,7 +445,7 @@ def _close_after_store_failure(
     Whatever cannot be written now (the full store) is put right by the next run: its stale trials are failed and
     retried, and its runs left RUNNING are closed by the `repair` every sweep starts with.
     """
-    previous = _set_sigint(signal.SIG_IGN)
+    previous = _set_stop_handlers(signal.SIG_IGN)
     try:
         for run in runs:
             if run.state == "RUNNING":
@@ -456,7 +456,7 @@ def _close_after_store_failure(
                     on_trial_done(run, "FAIL")
         tracker.attempt("closing the study run", lambda: tracker.finish_study("FAILED"), force=True)
     finally:
-        _set_sigint(previous)
+        _set_stop_handlers(previous)
 
 
 class _StopRequest:
@@ -469,7 +469,7 @@ class _StopRequest:
     def __init__(self) -> None:
         self.requested = False
         self.signum = 0
-        self.previous = _set_sigint(self._handle)
+        self.previous = _set_stop_handlers(self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
@@ -484,13 +484,13 @@ class _StopRequest:
             raise KeyboardInterrupt
 
     def release(self) -> None:
-        _set_sigint(self.previous)
+        _set_stop_handlers(self.previous)
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _set_sigint(handler: Any) -> Any:
+def _set_stop_handlers(handler: Any) -> Any:
     """Install one handler for SIGINT and SIGTERM where Python allows it (the main thread); returns the previous
     ones (a tuple, which this function also takes back)."""
     if handler is None:

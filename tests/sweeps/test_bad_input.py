@@ -165,6 +165,7 @@ CASES = [
     (["sync", "--study-name", "tiny", "--storage", "journal:{partial}"], "ends in a partial line"),
     (["repair", "--journal", "{tmp}/missing.log"], "no Optuna journal at"),
     (["repair", "--journal", "/dev/null"], "is not a regular file"),
+    (["repair", "--journal", "{partial}", "--study-name", "tiny"], "--journal repairs the file alone"),
     # study names: letters, digits, '.', '_', '-', at most 100
     (["run", "--study-name", "x'; DROP TABLE trials;--", "{J}"], "is not allowed"),
     (["run", "--study-name", "a" * 300, "{J}"], "at most 100 are allowed"),
