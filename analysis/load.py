@@ -16,7 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
 from sweeps.inspect import load_existing_study
-from sweeps.stores import check_tracking_uri, sqlite_path, tracking_uri
+from sweeps.preflight import probe_tracking_store
+from sweeps.stores import tracking_uri
 from sweeps.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL
 
 CURVES = ("steps", "epsilon", "loss")
@@ -32,10 +33,8 @@ class StudyData:
     @classmethod
     def open(cls, name: str | None, *, storage: str | None = None, tracking: str | None = None) -> StudyData:
         uri = tracking_uri(tracking)
-        db = sqlite_path(uri)
-        if db is not None and not db.is_file():
-            raise ConfigError(f"no MLflow store at {db}; run a sweep first or pass --tracking-uri")
-        check_tracking_uri(uri)
+        # Read-only probe: a missing or empty MLflow store is refused, never created (MLflow would write a schema).
+        probe_tracking_store(uri, study_name=name, must_exist=True)
         study = load_existing_study(name, storage, tracking)
         if not study.get_trials(deepcopy=False):
             raise ConfigError(f"study '{study.study_name}' has no trials yet")

@@ -266,6 +266,19 @@ def _check_ranges(c: TrainConfig) -> None:
         1 <= c.success_threshold <= env.max_steps,
         f"success_threshold must be in [1, {env.max_steps}] for {c.env_id}, got {c.success_threshold}",
     )
+    # Upper bounds (README "Bounds"): far above any real run, low enough that no count overflows a graph integer.
+    for name, high in (
+        ("max_episodes", 1_000_000),
+        ("target_refresh_episodes", 1_000_000),
+        ("warmup", 1_000_000),
+        ("successes_to_solve", 1_000_000),
+        ("memory_size", 10_000_000),
+    ):
+        _require(getattr(c, name) <= high, f"{name} must be <= {high:,}, got {getattr(c, name)}")
+    _require(
+        all(units <= 4096 for units in c.hidden_sizes),
+        f"hidden_sizes entries must be <= 4096 units, got {list(c.hidden_sizes)}",
+    )
 
 
 def _collect_field_docs() -> dict[str, str]:

@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
         _add_store_options(command)
         _add_liveness_options(command)
         command.set_defaults(handler=_cmd_reconcile)
+        if name == "repair":
+            command.add_argument(
+                "--journal",
+                metavar="PATH",
+                help="only repair this Optuna journal file: keep a backup, then cut off a partial last line left by "
+                "a crash or a full disk (stop its workers first); touches no study and no MLflow run",
+            )
 
     best = commands.add_parser(
         "best",
@@ -214,8 +221,12 @@ def _add_liveness_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_liveness(args: argparse.Namespace) -> None:
+    from sweeps.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded
+
     if args.heartbeat_interval < 1:
         raise UsageError(f"dqn-sweep {args.command}: --heartbeat-interval must be >= 1, got {args.heartbeat_interval}")
+    bounded("--heartbeat-interval", args.heartbeat_interval, 1, HEARTBEAT_MAX_S)
+    bounded("--grace-period", args.grace_period, 1, GRACE_PERIOD_MAX_S)
     if args.grace_period <= args.heartbeat_interval:
         raise UsageError(
             f"dqn-sweep {args.command}: --grace-period ({args.grace_period}) must exceed --heartbeat-interval "
@@ -223,14 +234,15 @@ def _check_liveness(args: argparse.Namespace) -> None:
         )
 
 
-def _command_line() -> str:
-    """The command as typed, passwords hidden: it is stored in the study."""
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as given to `main`, passwords hidden (the same `redact` as every message): stored in the study."""
     from sweeps.stores import redact
 
-    return " ".join(["dqn-sweep", *(redact(arg) for arg in sys.argv[1:])])
+    return redact(" ".join(["dqn-sweep", *args.argv]))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from sweeps.preflight import check_study_name
     from sweeps.runner import SweepOptions, run_sweep
     from sweeps.space import load_sweep
     from sweeps.stores import check_tracking_uri, storage_url, tracking_uri
@@ -247,7 +259,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     options = SweepOptions(
         sweep=sweep,
-        study_name=args.study_name or study.get("study_name") or Path(args.config).stem,
+        study_name=check_study_name(args.study_name or study.get("study_name") or Path(args.config).stem),
         n_trials=pick("n_trials", 32),
         n_seeds=pick("n_seeds", 3),
         trials_per_batch=pick("trials_per_batch", 8),
@@ -257,7 +269,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
         progress=not args.no_progress,
-        command_line=_command_line(),
+        command_line=_command_line(args),
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
     )
@@ -284,24 +296,39 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
     from sweeps.recovery import repair, sync
-    from sweeps.tracking import StudyTracker, probe_tracking
+    from sweeps.tracking import StudyTracker
 
+    if getattr(args, "journal", None):
+        if args.study_name or args.storage or args.tracking_uri:
+            raise UsageError("dqn-sweep repair: --journal repairs the file alone; give no study or store options")
+        return _repair_journal(Path(args.journal))
     study, uri = _join_study(args)
-    probe_tracking(uri)
     tracker = StudyTracker(uri, study.study_name, tags={})
     done = (sync if args.command == "sync" else repair)(study, tracker)
     print(f"study '{study.study_name}': {done.describe()}")
     return 0
 
 
+def _repair_journal(path: Path) -> int:
+    from sweeps.journal import repair_journal
+
+    backup, cut = repair_journal(path)
+    if backup is None:
+        print(f"Optuna journal {path} ends cleanly; nothing to repair")
+    else:
+        print(f"Optuna journal {path}: cut a partial last line of {cut} bytes; the full file was kept as {backup}")
+    return 0
+
+
 def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
     """The existing study named by `worker`, `repair` or `sync`, opened for writing, and the tracking URI."""
     from sweeps.inspect import load_existing_study
-    from sweeps.stores import check_tracking_uri, tracking_uri
+    from sweeps.preflight import probe_tracking_store
+    from sweeps.stores import tracking_uri
 
     _check_liveness(args)
     uri = tracking_uri(args.tracking_uri)
-    check_tracking_uri(uri)
+    probe_tracking_store(uri, study_name=args.study_name, must_exist=False)
     study = load_existing_study(
         args.study_name,
         args.storage,
@@ -343,7 +370,7 @@ def _report(summary: Any, uri: str) -> int:
         print(
             "interrupted: finished trials were kept; running ones are FAIL in Optuna, KILLED in MLflow", file=sys.stderr
         )
-        return 130
+        return 128 + int(summary.interrupted)  # 130 after Ctrl-C (SIGINT), 143 after SIGTERM
     return 0
 
 
@@ -357,16 +384,19 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from sweeps.inspect import find_trial, load_existing_study
+    from sweeps.preflight import check_output_file, probe_tracking_store
     from sweeps.runner import write_replay
     from sweeps.stores import tracking_uri
     from sweeps.tracking import StudyTracker
 
+    if args.out is not None:
+        check_output_file(Path(args.out), "replay --out", (".gif",))
     study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
     trial = find_trial(study, number=args.trial, run_id=args.run_id)
-    out = Path(args.out or f"replay-{trial.number}.gif")
-    if out.suffix.lower() != ".gif":
-        raise UsageError(f"dqn-sweep replay: --out must end in .gif, got {out}")
-    tracker = StudyTracker(tracking_uri(args.tracking_uri), study.study_name, tags={})
+    out = check_output_file(Path(args.out or f"replay-{trial.number}.gif"), "replay --out", (".gif",))
+    uri = tracking_uri(args.tracking_uri)
+    probe_tracking_store(uri, study_name=study.study_name, must_exist=True)
+    tracker = StudyTracker(uri, study.study_name, tags={})
     path, steps, note = write_replay(study, tracker, trial, out, log_agent=False)
     print(f"trial {trial.number}: wrote {path} ({steps}-step greedy episode) and logged it to its MLflow run")
     if note:
@@ -377,7 +407,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from analysis.load import StudyData
     from analysis.validate import validate
+    from sweeps.preflight import HOLDOUT_SEEDS_MAX, TOP_MAX, bounded
 
+    bounded("--top", args.top, 1, TOP_MAX)
+    bounded("--seeds", args.seeds, 1, HOLDOUT_SEEDS_MAX)
     data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
     print(f"validating the top {args.top} trials of '{data.name}' and the book on {args.seeds} held-out seeds ...")
     table = validate(data, top=args.top, seeds=args.seeds)
@@ -388,13 +421,17 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.load import StudyData
     from analysis.report import build_report
+    from sweeps.preflight import TOP_MAX, bounded, check_output_file
+
+    html_suffixes = (".html", ".htm")
 
     if args.top < 1:
         raise UsageError(f"dqn-sweep report: --top must be >= 1, got {args.top}")
+    bounded("--top", args.top, 1, TOP_MAX)
+    if args.out is not None:
+        check_output_file(Path(args.out), "report --out", html_suffixes)
     data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
-    out = Path(args.out or f"reports/{data.name}.html")
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise UsageError(f"dqn-sweep report: --out must end in .html, got {out}")
+    out = check_output_file(Path(args.out or f"reports/{data.name}.html"), "report --out", html_suffixes)
     path = build_report(data, out, top=args.top)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); also logged to the study's MLflow parent run")
     return 0
@@ -409,12 +446,24 @@ def _fmt(value: Any) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from dqn_core.config import TrainConfig, load_config, parse_assignment
+    from collections.abc import Mapping
+
+    from dqn_core.config import TrainConfig, parse_assignment
+    from sweeps.preflight import SEED_MAX, bounded, check_output_file
+    from sweeps.yamlfile import read_mapping
 
     overrides = dict(parse_assignment(item) for item in args.overrides)
-    config = load_config(args.config, overrides) if args.config else TrainConfig.from_mapping(overrides)
+    data: dict[str, Any] = {}
+    if args.config:
+        data = read_mapping(args.config)
+        if isinstance(data.get("trainer"), Mapping):
+            data = dict(data["trainer"])
+    config = TrainConfig.from_mapping({**data, **overrides}, source=args.config or "--set")
     if args.seed < 0:
         raise UsageError(f"dqn-sweep train: --seed must be >= 0, got {args.seed}")
+    bounded("--seed", args.seed, 0, SEED_MAX)
+    if args.save:
+        check_output_file(Path(args.save), "train --save", (".npz",))
 
     from dqn_core.trainer import EpisodeStats, train  # TensorFlow loads only once the input is known to be good
 
@@ -442,10 +491,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from dqn_core.errors import ConfigError
 
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return int(args.handler(args))
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}" if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        from sweeps.stores import disk_full_message, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        print(f"error: {disk_full_message(exc)}", file=sys.stderr)  # before the sweep loop: nothing to close
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

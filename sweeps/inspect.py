@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
+from sweeps.preflight import probe_storage
 from sweeps.stores import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
-    JOURNAL_PREFIX,
     open_optuna_storage,
     storage_url,
     tracking_uri,
@@ -29,8 +27,7 @@ def load_existing_study(
 ) -> optuna.Study:
     """The named study (or the only one in the storage); a missing store or study is a ConfigError."""
     url = storage_url(storage, tracking_uri(tracking))
-    if url.startswith(JOURNAL_PREFIX) and not Path(url[len(JOURNAL_PREFIX) :]).is_file():
-        raise ConfigError(f"no Optuna journal at {url[len(JOURNAL_PREFIX) :]}; run a sweep first or pass --storage")
+    probe_storage(url, writable=writable, must_exist=True)  # read-only: a store that is not there stays so
     backend = open_optuna_storage(
         url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, writable=writable
     )
@@ -57,7 +54,7 @@ def find_trial(study: optuna.Study, *, number: int | None, run_id: str | None) -
                     f"trial {trial.number} of '{study.study_name}' is {trial.state.name}; nothing to replay"
                 )
             return trial
-    what = f"trial {number}" if number is not None else f"a trial with MLflow run id {run_id}"
+    what = f"trial {number}" if number is not None else f"trial with MLflow run id {run_id}"
     raise ConfigError(f"study '{study.study_name}' has no {what} ({len(trials)} trials)")
 
 

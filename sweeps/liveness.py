@@ -20,9 +20,10 @@ from collections.abc import Callable
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages._heartbeat import BaseHeartbeat  # the documented extension point for heartbeat storages
 from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from sweeps.optuna_adapter import BaseHeartbeat, rdb_trial_ids_with_heartbeat, trial_id
 
 HEARTBEAT_ATTR = "dqn_sweep:heartbeat"  # unix time, journal only
 MAX_RETRY = 3  # a trial that kills its worker three times is given up (the budget then samples a new one)
@@ -47,24 +48,11 @@ class HeartbeatRDBStorage(RDBStorage):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         stale = set(super()._get_stale_trial_ids(study_id))
         grace = float(self.grace_period or 2 * (self.heartbeat_interval or 60))
-        beating = set(self._trial_ids_with_heartbeat(study_id))
+        beating = set(rdb_trial_ids_with_heartbeat(self, study_id))
         for trial in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial._trial_id not in beating and _started_long_ago(trial, grace):
-                stale.add(trial._trial_id)
+            if trial_id(trial) not in beating and _started_long_ago(trial, grace):
+                stale.add(trial_id(trial))
         return sorted(stale)
-
-    def _trial_ids_with_heartbeat(self, study_id: int) -> list[int]:
-        from optuna.storages._rdb import models
-        from optuna.storages._rdb.storage import _create_scoped_session
-
-        with _create_scoped_session(self.scoped_session) as session:
-            rows = (
-                session.query(models.TrialHeartbeatModel.trial_id)
-                .join(models.TrialModel, models.TrialModel.trial_id == models.TrialHeartbeatModel.trial_id)
-                .filter(models.TrialModel.study_id == study_id)
-                .all()
-            )
-        return [row[0] for row in rows]
 
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
@@ -87,7 +75,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             # A retried trial inherits its predecessor's heartbeat attribute: its own start counts too.
             alive_at = max(float(trial.system_attrs.get(HEARTBEAT_ATTR, 0.0)), start)
             if now - alive_at > self.grace_period:
-                stale.append(trial._trial_id)
+                stale.append(trial_id(trial))
         return stale
 
     def get_heartbeat_interval(self) -> int | None:
@@ -142,7 +130,7 @@ class Heartbeats:
         while not self._stop.wait(self._interval):
             with self._lock:
                 trial_ids = sorted(self._trial_ids)
-            for trial_id in trial_ids:
+            for beating_id in trial_ids:
                 # A finished trial refuses updates, a storage hiccup must not kill the thread: the next beat retries.
                 with contextlib.suppress(Exception):
-                    self._storage.record_heartbeat(trial_id)
+                    self._storage.record_heartbeat(beating_id)

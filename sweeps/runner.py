@@ -9,9 +9,11 @@ per-study lock (`budget.py`), beats for its running trials, and fails and re-que
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import signal
 import socket
@@ -33,10 +35,32 @@ from dqn_core.errors import ConfigError
 from sweeps import artifacts
 from sweeps.budget import budget_lock
 from sweeps.inspect import best_trial
+from sweeps.journal import JournalPartialLine
 from sweeps.liveness import Heartbeats, fail_stale_trials
 from sweeps.objective import TrialRun, fail_unfinished, run_batch
+from sweeps.optuna_adapter import grid_points_started, trial_id
+from sweeps.preflight import (
+    GRACE_PERIOD_MAX_S,
+    HEARTBEAT_MAX_S,
+    N_SEEDS_MAX,
+    N_TRIALS_MAX,
+    SEED_MAX,
+    TRIALS_PER_BATCH_MAX,
+    bounded,
+    check_study_name,
+    probe_stores,
+)
 from sweeps.space import SweepFile, sweep_from_mapping
-from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL, open_optuna_storage, redact
+from sweeps.stores import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    StoreFull,
+    disk_full_message,
+    first_line,
+    is_disk_full,
+    open_optuna_storage,
+    redact,
+)
 from sweeps.strategies import PRUNERS, SAMPLERS, make_pruner, make_sampler
 from sweeps.tracking import (
     TAG_PRUNER,
@@ -44,7 +68,6 @@ from sweeps.tracking import (
     TAG_STORAGE,
     TAG_STUDY,
     StudyTracker,
-    probe_tracking,
     summary_metrics,
 )
 
@@ -77,9 +100,17 @@ class SweepOptions:
     join_only: bool = False  # `worker`: never create the study
 
     def __post_init__(self) -> None:
-        for name in ("n_trials", "n_seeds", "trials_per_batch", "heartbeat_interval"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name, high in (
+            ("n_trials", N_TRIALS_MAX),
+            ("n_seeds", N_SEEDS_MAX),
+            ("trials_per_batch", TRIALS_PER_BATCH_MAX),
+            ("heartbeat_interval", HEARTBEAT_MAX_S),
+        ):
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {value}")
+            bounded(name.replace("_", "-"), value, 1, high)
+        bounded("grace-period", self.grace_period, 1, GRACE_PERIOD_MAX_S)
         if self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
@@ -88,10 +119,12 @@ class SweepOptions:
             raise ConfigError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
         if self.pruner not in PRUNERS:
             raise ConfigError(f"unknown pruner '{self.pruner}' (choose from {', '.join(PRUNERS)})")
-        if self.seed is not None and self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
-        if not self.study_name.strip():
-            raise ConfigError("study name must not be empty")
+        bounded("seed", self.seed, 0, SEED_MAX)
+        if self.join_only:  # an existing study keeps the name it has
+            if not self.study_name.strip():
+                raise ConfigError("study name must not be empty")
+        else:
+            check_study_name(self.study_name)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -111,7 +144,7 @@ class SweepSummary:
     best_value: float | None
     best_params: dict[str, Any]
     experiment_id: str = ""
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the sweep (SIGINT or SIGTERM), 0 if none
     notes: list[str] = field(default_factory=list)
 
 
@@ -140,22 +173,49 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def find_study(options: SweepOptions, storage) -> optuna.Study | None:
-    """The existing study if it was made from the same sweep (else a ConfigError); None if there is none. Reads only."""
+def find_study(options: SweepOptions, storage, *, locked: bool = False) -> optuna.Study | None:
+    """The existing study if it was made from the same sweep (else a ConfigError); None if there is none.
+
+    A study without its sweep hash is half made: the hash is written last. Outside the budget lock its creator may
+    still be writing it (four `run`s racing to create one study), so it is returned unchecked and looked at again
+    under the lock; under the lock its creator has died (creation holds the lock), and `run` completes it.
+    """
     sampler = make_sampler(options.sampler, seed=sampler_seed(options, creator=False), space=options.sweep.space)
     try:
         existing = optuna.load_study(study_name=options.study_name, storage=storage, sampler=sampler)
     except KeyError:
         return None
     except Exception as exc:
-        raise ConfigError(f"cannot read study '{options.study_name}': {redact(str(exc).splitlines()[0])}") from None
-    if existing.user_attrs.get(ATTR_SWEEP_HASH) != sweep_hash(options.sweep, options.seeds):
+        raise ConfigError(redact(f"cannot read study '{options.study_name}': {first_line(exc)}")) from None
+    existing.pruner = make_pruner(options.pruner)
+    recorded = existing.user_attrs.get(ATTR_SWEEP_HASH)
+    if recorded is None and _half_made(existing):
+        if not locked:
+            return existing
+        if options.join_only:
+            raise ConfigError(
+                f"study '{options.study_name}' was never completely created; finish it with `dqn-sweep run "
+                f"--config SWEEP.yaml --study-name {options.study_name}`"
+            )
+        return _complete_study(existing, options)
+    if recorded != sweep_hash(options.sweep, options.seeds):
         raise ConfigError(
             f"study '{options.study_name}' was created from a different sweep config or seed count; "
             "use another --study-name (nothing was changed)"
         )
-    existing.pruner = make_pruner(options.pruner)
     return existing
+
+
+_OWN_ATTRS = frozenset({ATTR_BASE_CONFIG, ATTR_SEEDS, ATTR_DEFINITION, "sweep_file"})
+
+
+def _half_made(study: optuna.Study) -> bool:
+    """No more than `_complete_study` writes before the hash: its attributes and the queued baseline. A study made
+    by anything else (its own attributes or trials) is never taken over."""
+    if not set(study.user_attrs) <= _OWN_ATTRS:
+        return False
+    trials = study.get_trials(deepcopy=False)
+    return all(t.state == TrialState.WAITING and t.user_attrs.get("baseline") == "book" for t in trials)
 
 
 def create_study(options: SweepOptions, storage) -> optuna.Study:
@@ -166,14 +226,22 @@ def create_study(options: SweepOptions, storage) -> optuna.Study:
         pruner=make_pruner(options.pruner),
         direction="minimize",
     )
-    study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
+    return _complete_study(study, options)
+
+
+def _complete_study(study: optuna.Study, options: SweepOptions) -> optuna.Study:
+    """Everything a study records about its sweep, and the book's baseline queued as its first trial; the sweep
+    hash goes last, so that a study with a hash is complete (see `find_study`). Safe to run again on a study
+    whose creator died half-way."""
     study.set_user_attr(ATTR_BASE_CONFIG, options.sweep.base.to_dict())
     study.set_user_attr(ATTR_SEEDS, list(options.seeds))
     study.set_user_attr(ATTR_DEFINITION, options.sweep.definition)
     study.set_user_attr("sweep_file", options.sweep.path)
-    book = TrainConfig()
-    baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
-    study.enqueue_trial(baseline, user_attrs={"baseline": "book"})
+    if not study.get_trials(deepcopy=False):
+        book = TrainConfig()
+        baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
+        study.enqueue_trial(baseline, user_attrs={"baseline": "book"})
+    study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
     return study
 
 
@@ -229,8 +297,29 @@ def committed_count(study: optuna.Study) -> int:
 
 
 def run_sweep(options: SweepOptions) -> SweepSummary:
+    """Run (or resume, or join) the study of `options` until it holds its budget of finished trials."""
+    try:
+        return _run_sweep(options)
+    except OSError as exc:  # a full disk before the first trial: nothing runs yet, nothing to close
+        if not is_disk_full(exc):
+            raise
+        raise StoreFull(disk_full_message(exc, options.storage)) from None
+
+
+def _run_sweep(options: SweepOptions) -> SweepSummary:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Preflight: the sampler and pruner, both stores read-only, then the study; nothing is created before all of
+    # it passed (a grid without steps used to fail only after the journal file had been created).
+    make_sampler(options.sampler, seed=options.seed, space=options.sweep.space)
+    make_pruner(options.pruner)
+    probe_stores(
+        options.storage,
+        options.tracking_uri,
+        study_name=options.study_name,
+        writer=True,
+        must_exist=options.join_only,
+    )
     storage = open_storage(options)
     existing = find_study(options, storage)  # reads only: a bad input changes no store
     if existing is None and options.join_only:
@@ -242,26 +331,33 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
         TAG_STORAGE: redact(options.storage),
     }
     with budget_lock(options.storage, storage, options.study_name):  # several workers may start at once
-        probe_tracking(options.tracking_uri)  # reads (or creates a new local store) before Optuna is written
-        study = find_study(options, storage) or create_study(options, storage)
-        if not options.join_only:
-            record_run_options(study, options)
+        study = find_study(options, storage, locked=True) or create_study(options, storage)
         tracker = StudyTracker(
-            options.tracking_uri, options.study_name, tags=tags, searched=[p.name for p in options.sweep.space]
+            options.tracking_uri,
+            options.study_name,
+            tags=tags,
+            searched=[p.name for p in options.sweep.space],
+            sweeping=True,
         )
+        if not options.join_only:  # only once MLflow took the study too: a refused start records no budget
+            try:
+                record_run_options(study, options)
+            except Exception:  # a full Optuna store, say: the parent run just (re)opened must not stay RUNNING
+                tracker.attempt("closing the study run", lambda: tracker.finish_study("FAILED"), force=True)
+                raise
     from sweeps.recovery import repair  # recovery builds on this module
 
     tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
     started = time.perf_counter()
     shape = options.sweep.stream_shape()
     progress = _progress(options, finished_count(study))
-    new_trials, failures, interrupted, trial_seconds = 0, 0, False, 0.0
+    new_trials, failures, interrupted, trial_seconds = 0, 0, 0, 0.0
     runs: list[TrialRun] = []
     heartbeats = Heartbeats(storage, options.heartbeat_interval)
 
     def on_trial_done(run: TrialRun, status_override: str | None = None) -> None:
         nonlocal new_trials, trial_seconds
-        heartbeats.discard(run.trial._trial_id)
+        heartbeats.discard(trial_id(run.trial))
         tracker.attempt(f"trial {run.number}", lambda: _log_trial(tracker, run, options, status_override))
         if run.state in ("COMPLETE", "PRUNED"):
             new_trials += 1
@@ -271,11 +367,18 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
             progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
 
     stop = _StopRequest()
+    grid_note = ""
     try:
         with heartbeats:
             while finished_count(study) < options.n_trials:
                 stop.check()
                 trials = _ask_budgeted(study, options, storage, heartbeats)
+                if not trials and _grid_used_up(study, options) and not _running(study):
+                    grid_note = (
+                        f"the grid of {_grid_size(options)} points is used up: the study holds "
+                        f"{finished_count(study)} finished trials, fewer than the {options.n_trials} asked for"
+                    )
+                    break
                 if not trials:
                     time.sleep(min(IDLE_POLL_S, options.heartbeat_interval))  # the rest runs elsewhere
                     continue
@@ -286,19 +389,27 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
                         raise ConfigError("too many sampled configurations were invalid; check the search space")
                     continue
                 run_batch(study, runs, on_trial_done=on_trial_done, shape=shape, check_stop=stop.check)
-        notes = _log_best_agent(study, tracker)
-        tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"))
+        notes = _log_best_agent(study, tracker) + ([grid_note] if grid_note else [])
+        tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
     except KeyboardInterrupt:
-        interrupted = True
-        previous = _set_sigint(signal.SIG_IGN)  # a further Ctrl-C must not cut the cleanup short
+        interrupted = stop.signum or signal.SIGINT
+        previous = _set_stop_handlers(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut the cleanup short
         try:
             fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
             # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
-            tracker.attempt("closing runs", lambda: repair(study, tracker))
-            tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"))
+            tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
+            tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"), force=True)
         finally:
-            _set_sigint(previous)
+            _set_stop_handlers(previous)
         notes = []
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        _close_after_store_failure(study, runs, tracker, on_trial_done)
+        raise StoreFull(disk_full_message(exc, options.storage)) from None
+    except JournalPartialLine:  # another process's write was cut off: stop before anything lands on it
+        _close_after_store_failure(study, runs, tracker, on_trial_done)
+        raise
     finally:
         stop.release()
         progress.close()
@@ -325,38 +436,87 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
     )
 
 
+def _close_after_store_failure(
+    study: optuna.Study, runs: list[TrialRun], tracker: StudyTracker, on_trial_done: Callable[..., None]
+) -> None:
+    """Best effort after a full disk or a cut-off journal: fail this process's running trials, close their runs
+    and the study's.
+
+    Whatever cannot be written now (the full store) is put right by the next run: its stale trials are failed and
+    retried, and its runs left RUNNING are closed by the `repair` every sweep starts with.
+    """
+    previous = _set_stop_handlers(signal.SIG_IGN)
+    try:
+        for run in runs:
+            if run.state == "RUNNING":
+                with contextlib.suppress(Exception):
+                    study.tell(run.trial, state=TrialState.FAIL, skip_if_finished=True)
+                run.state = "FAIL"
+                with contextlib.suppress(Exception):
+                    on_trial_done(run, "FAIL")
+        tracker.attempt("closing the study run", lambda: tracker.finish_study("FAILED"), force=True)
+    finally:
+        _set_stop_handlers(previous)
+
+
 class _StopRequest:
-    """Ctrl-C asks the sweep to stop at the next safe point (no store write under way); a second one forces it.
+    """Ctrl-C or SIGTERM asks the sweep to stop at the next safe point (no store write under way); a second signal
+    forces it. Both take the same path, so a `kill` or a scheduler's stop leaves no trial or run RUNNING.
 
     An interrupt in the middle of an SQLite transaction left the MLflow store locked for the cleanup that followed.
     """
 
     def __init__(self) -> None:
         self.requested = False
-        self.previous = _set_sigint(self._handle)
+        self.signum = 0
+        self.previous = _set_stop_handlers(self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        print("\nstopping at the next safe point (Ctrl-C again to force) ...", file=sys.stderr, flush=True)
+        self.signum = signum
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"\n{name}: stopping at the next safe point (again to force) ...", file=sys.stderr, flush=True)
 
     def check(self) -> None:
         if self.requested:
             raise KeyboardInterrupt
 
     def release(self) -> None:
-        _set_sigint(self.previous)
+        _set_stop_handlers(self.previous)
 
 
-def _set_sigint(handler: Any) -> Any:
-    """Install a SIGINT handler where Python allows it (the main thread); returns the previous one."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _set_stop_handlers(handler: Any) -> Any:
+    """Install one handler for SIGINT and SIGTERM where Python allows it (the main thread); returns the previous
+    ones (a tuple, which this function also takes back)."""
     if handler is None:
         return None
+    handlers = handler if isinstance(handler, tuple) else (handler,) * len(STOP_SIGNALS)
     try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:  # not the main thread: leave Ctrl-C as it is
+        return tuple(signal.signal(sig, h) for sig, h in zip(STOP_SIGNALS, handlers, strict=True))
+    except ValueError:  # not the main thread: leave the signals as they are
         return None
+
+
+def _grid_size(options: SweepOptions) -> int:
+    return math.prod(len(spec.grid_values()) for spec in options.sweep.space)
+
+
+def _grid_used_up(study: optuna.Study, options: SweepOptions) -> bool:
+    """The grid sampler has handed out every point and nothing is queued: asking more would repeat a point."""
+    if options.sampler != "grid":
+        return False
+    if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        return False
+    return len(grid_points_started(study)) >= _grid_size(options)
+
+
+def _running(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
 
 def _ask_budgeted(study: optuna.Study, options: SweepOptions, storage, heartbeats: Heartbeats) -> list:
@@ -369,10 +529,12 @@ def _ask_budgeted(study: optuna.Study, options: SweepOptions, storage, heartbeat
         wanted = min(options.trials_per_batch, options.n_trials - committed_count(study))
         trials = []
         for _ in range(max(wanted, 0)):
+            if _grid_used_up(study, options):
+                break
             with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat ourselves
                 warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
-            heartbeats.add(trial._trial_id)
+            heartbeats.add(trial_id(trial))
             trials.append(trial)
         return trials
 
@@ -391,7 +553,7 @@ def _prepare_runs(
         except ConfigError as exc:
             trial.set_user_attr("fail_reason", str(exc))
             study.tell(trial, state=TrialState.FAIL)
-            heartbeats.discard(trial._trial_id)
+            heartbeats.discard(trial_id(trial))
             continue
         run = TrialRun(trial=trial, config=config, seeds=options.seeds)
         trial.set_user_attr("worker", worker_name())
@@ -410,8 +572,18 @@ _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.
 
 
 def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
+    """Log a finished trial to its run; a failure half-way (an artifact path too long, a full disk) closes the run
+    as FAILED instead of leaving it RUNNING, and reaches the user as the one warning line of `attempt`."""
     if run.run_id is None:
         return
+    try:
+        _log_trial_run(tracker, run, options, status_override)
+    except Exception:
+        tracker.abandon_trial(run.run_id)
+        raise
+
+
+def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
     curves: dict[str, list[float]] = {}
     for seed, curve in run.curves.items():
         curves[f"seed_{seed}/steps"] = curve.steps

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dqn_core.config import TrainConfig, coerce_value, field_names, read_yaml_mapping
+from dqn_core.config import TrainConfig, coerce_value, field_names
 from dqn_core.errors import ConfigError
 from dqn_core.shape import StreamShape
+from sweeps.yamlfile import read_mapping
 
 PARAM_KINDS = ("float", "int", "categorical")
 SHARED_IN_POPULATION = ("env_id",)  # compiled into the graph; cannot vary between trials
@@ -109,7 +110,7 @@ STUDY_KEYS = {
 
 
 def load_sweep(path: str | Path) -> SweepFile:
-    return sweep_from_mapping(read_yaml_mapping(path), source=str(path))
+    return sweep_from_mapping(read_mapping(path), source=str(path))
 
 
 def sweep_from_mapping(data: Mapping[str, Any], *, source: str) -> SweepFile:
@@ -121,6 +122,8 @@ def sweep_from_mapping(data: Mapping[str, Any], *, source: str) -> SweepFile:
     base = TrainConfig.from_mapping(trainer, source=f"{source} [trainer]")
     space = parse_space(data.get("search_space") or {}, source=f"{source} [search_space]")
     study = _parse_study(data.get("study") or {}, source=f"{source} [study]")
+    if not space:  # a sweep of nothing would train the same configuration over and over
+        raise ConfigError(f"{source}: no search_space (a sweep needs at least one searched parameter)")
     for spec in space:  # every corner of the space must be a valid trainer config
         for value in _corners(spec):
             try:
@@ -171,6 +174,8 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
     for label, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: {label} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: {label} must be a finite number, got {value!r}")
     if low > high:
         raise ConfigError(f"{where}: low ({low}) must not exceed high ({high})")
     log = body.get("log", False)
@@ -179,7 +184,9 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
     if log and low <= 0:
         raise ConfigError(f"{where}: a log scale needs low > 0, got {low}")
     step = body.get("step")
-    if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0):
+    if step is not None and (
+        isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0
+    ):
         raise ConfigError(f"{where}: step must be a positive number, got {step!r}")
     if step is not None and log:
         raise ConfigError(f"{where}: step and log cannot be combined")

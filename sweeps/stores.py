@@ -7,12 +7,14 @@ Optuna supports (PostgreSQL for many machines) or `journal:PATH`.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import warnings
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
+from sweeps.redaction import redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 JOURNAL_NAME = "optuna-journal.log"
@@ -22,11 +24,6 @@ JOURNAL_PREFIX = "journal:"
 def tracking_uri(cli_value: str | None) -> str:
     """--tracking-uri, else $MLFLOW_TRACKING_URI, else the embedded default."""
     return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-
-
-def redact(url: str) -> str:
-    """Hide a password in a URL (scheme://user:secret@host -> scheme://user:***@host)."""
-    return re.sub(r"(//[^/:@]+:)[^@/]*@", r"\1***@", url)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -49,18 +46,22 @@ def storage_url(cli_value: str | None, tracking: str) -> str:
 
 
 def check_tracking_uri(uri: str) -> None:
-    """Fail early, in one line, where a local store cannot be written."""
+    """Fail early, in one line, where a local store cannot be written (reads nothing but file metadata)."""
     db = sqlite_path(uri)
     if db is not None:
         folder = db.parent if str(db.parent) else Path(".")
         if not folder.resolve().is_dir():
             raise ConfigError(f"tracking store folder does not exist: {folder}")
+        if db.is_dir():
+            raise ConfigError(f"tracking store {db} is a folder; name an SQLite file such as {db / 'mlflow.db'}")
+        if db.exists() and not db.is_file():
+            raise ConfigError(f"tracking store {db} is not a regular file")
         if db.exists() and db.stat().st_size > 0 and not _looks_like_sqlite(db):
             raise ConfigError(f"tracking store {db} exists but is not an SQLite database")
     elif not re.match(r"^(https?|postgresql(\+\w+)?|mysql(\+\w+)?|sqlite|file|databricks)://", uri) and not (
         uri.startswith("/") or uri.startswith(".")
     ):
-        raise ConfigError(f"unsupported tracking URI '{redact(uri)}'")
+        raise ConfigError(redact(f"unsupported tracking URI '{uri}'"))
 
 
 HEARTBEAT_INTERVAL = 60  # seconds between heartbeats of a running trial
@@ -77,16 +78,15 @@ def open_optuna_storage(
     import optuna
 
     from sweeps import liveness
+    from sweeps.journal import GuardedJournalFileBackend, check_journal
 
     try:
         if url.startswith(JOURNAL_PREFIX):
             path = Path(url[len(JOURNAL_PREFIX) :])
-            _check_journal(path, writable=writable)
-            from optuna.storages.journal import JournalFileBackend
-
+            check_journal(path, writable=writable, must_exist=False)  # commands check existence in preflight
             try:
                 return liveness.HeartbeatJournalStorage(
-                    JournalFileBackend(str(path)),
+                    GuardedJournalFileBackend(str(path)),
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
                     stale_callback=liveness.retry_callback(),
@@ -104,23 +104,29 @@ def open_optuna_storage(
     except ConfigError:
         raise
     except Exception as exc:
-        raise ConfigError(f"cannot open Optuna storage {redact(url)}: {redact(first_line(exc))}") from None
+        raise ConfigError(redact(f"cannot open Optuna storage {url}: {first_line(exc)}")) from None
 
 
-def _check_journal(path: Path, *, writable: bool) -> None:
-    if not str(path) or path.is_dir():
-        raise ConfigError(f"journal path must name a file, got '{path}'")
-    if not path.parent.resolve().is_dir():
-        raise ConfigError(f"journal folder does not exist: {path.parent}")
-    if writable:
-        target = path if path.exists() else path.parent
-        if not os.access(target, os.W_OK):
-            raise ConfigError(f"Optuna journal {path} is read-only (cannot write {target})")
-        if not path.exists():
-            try:  # the backend would create it anyway; doing it here turns a refusal into one line
-                path.open("ab").close()
-            except OSError as exc:
-                raise ConfigError(f"cannot create Optuna journal {path}: {exc.strerror}") from None
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class StoreFull(ConfigError):
+    """A store's disk is full (or a file-size limit is reached): the sweep stopped; resuming after freeing space
+    is safe (a journal cut mid-line is refused until `dqn-sweep repair --journal` has cut the partial line)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_message(exc: OSError, store: str | None = None) -> str:
+    """One line for a full disk; `store` names where the writes were going when the error carries no file name."""
+    target = exc.filename or store
+    where = f" writing {redact(str(target))}" if target else ""
+    return (
+        f"disk full{where} ({exc.strerror}): stopped, finished trials are kept; free space, then run the same "
+        "command again to resume (if it says the journal ends in a partial line, `dqn-sweep repair --journal` first)"
+    )
 
 
 def first_line(exc: BaseException) -> str:
@@ -132,3 +138,25 @@ def first_line(exc: BaseException) -> str:
 def _looks_like_sqlite(path: Path) -> bool:
     with path.open("rb") as handle:
         return handle.read(16) == b"SQLite format 3\x00"
+
+
+OPTUNA_TABLES = frozenset({"studies", "trials"})
+MLFLOW_TABLES = frozenset({"experiments", "runs"})
+
+
+def sqlite_tables(path: Path) -> set[str]:
+    """Table names of an existing SQLite file, read through a read-only connection (nothing is created)."""
+    import sqlite3
+
+    if path.stat().st_size == 0:
+        return set()
+    if not _looks_like_sqlite(path):
+        raise ConfigError(f"{path} exists but is not an SQLite database")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"cannot read SQLite database {path}: {exc}") from None

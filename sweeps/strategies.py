@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
+from sweeps.optuna_adapter import GridSampler
 from sweeps.space import ParamSpec
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "grid")
@@ -46,7 +47,7 @@ def make_sampler(name: str, *, seed: int | None, space: tuple[ParamSpec, ...]) -
     if name == "grid":
         if not space:
             raise ConfigError("the grid sampler needs a non-empty search_space")
-        return optuna.samplers.GridSampler({p.name: p.grid_values() for p in space}, seed=seed)
+        return GridSampler({p.name: p.grid_values() for p in space}, seed=seed)
     raise ConfigError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
 
 

@@ -12,6 +12,7 @@ gets every trial, the failure becomes one warning line, calls are skipped for `O
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -67,16 +68,31 @@ def bounded_http_retries() -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)  # one warning line per outage, not one per retry
 
 
-def probe_tracking(uri: str) -> None:
-    """One read, before anything is written anywhere: an unreachable or unusable store is a one-line error."""
+def quiet_mlflow_logs() -> None:
+    """MLflow's INFO lines off (importing mlflow resets its level), and its SQL store's ERROR log with a full
+    traceback too: every failure of a tracking call already reaches the user as one line (`attempt`)."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
+    """Reads only, before anything is written anywhere: an unreachable or unusable store, or the study's experiment
+    in MLflow's trash (creating runs in it fails half-way), is a one-line error."""
     from mlflow.tracking import MlflowClient
 
     bounded_http_retries()
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    quiet_mlflow_logs()
     try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+        experiment = client.get_experiment_by_name(study_name) if study_name else None
     except Exception as exc:
-        raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {redact(first_line(exc))}") from None
+        raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"MLflow experiment '{study_name}' (id {experiment.experiment_id}) is deleted; restore it with "
+            f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` or use another --study-name"
+        )
 
 
 def summary_metrics(
@@ -101,10 +117,20 @@ def summary_metrics(
 class StudyTracker:
     """MLflow side of one study (created on first use, found again on resume)."""
 
-    def __init__(self, uri: str, study_name: str, tags: Mapping[str, str], searched: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        uri: str,
+        study_name: str,
+        tags: Mapping[str, str],
+        searched: Sequence[str] = (),
+        *,
+        sweeping: bool = False,
+    ) -> None:
+        """`sweeping`: this process runs trials, so the study's parent run is (re)opened as RUNNING and tagged;
+        every other user (replay, repair, sync) leaves the parent run in the status it had."""
         from mlflow.tracking import MlflowClient
 
-        logging.getLogger("mlflow").setLevel(logging.WARNING)  # importing mlflow resets it to INFO
+        quiet_mlflow_logs()
         bounded_http_retries()
         self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0}
         self.uri = uri
@@ -122,7 +148,7 @@ class StudyTracker:
                         study_name, artifact_location=artifact_location(uri, study_name), tags={TAG_STUDY: study_name}
                     )
                 )
-                self.parent_run_id = self._find_or_create_parent(study_name, dict(tags))
+                self.parent_run_id = self._find_or_create_parent(study_name, dict(tags), reopen=sweeping)
                 if searched:  # readers (replay, analysis) pass none and leave the view as the sweep set it
                     self.client.set_experiment_tag(
                         self.experiment_id, SHARED_VIEW_TAG + TRIALS_VIEW_KEY, trials_view_state(searched)
@@ -130,12 +156,15 @@ class StudyTracker:
             except ConfigError:
                 raise
             except Exception as exc:
-                reason = redact(first_line(exc))
-                raise ConfigError(f"cannot use MLflow tracking store {redact(uri)}: {reason}") from None
+                raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
 
-    def attempt(self, what: str, call: Callable[[], T]) -> T | None:
-        """`call()`, or None when tracking is down: the sweep goes on and `dqn-sweep sync` repairs the gap later."""
-        if time.monotonic() < self._down_until:
+    def attempt(self, what: str, call: Callable[[], T], *, force: bool = False) -> T | None:
+        """`call()`, or None when tracking is down: the sweep goes on and `dqn-sweep sync` repairs the gap later.
+
+        `force` tries even during the back-off: closing calls at the end of a sweep must not be skipped because an
+        unrelated call failed a few seconds earlier (that left the study's parent run RUNNING).
+        """
+        if not force and time.monotonic() < self._down_until:
             self.failed_calls += 1
             return None
         try:
@@ -144,8 +173,8 @@ class StudyTracker:
             self.failed_calls += 1
             self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
             print(
-                f"warning: MLflow tracking at {redact(self.uri)} failed ({what}: {redact(first_line(exc))[:200]}); "
-                f"trials go on in Optuna; run `dqn-sweep sync --study-name {self.study_name}` once it is back",
+                redact(f"warning: MLflow tracking at {self.uri} failed ({what}: {first_line(exc)[:200]}); ")
+                + f"trials go on in Optuna; run `dqn-sweep sync --study-name {self.study_name}` once it is back",
                 file=sys.stderr,
                 flush=True,
             )
@@ -159,7 +188,7 @@ class StudyTracker:
         finally:
             self.seconds[purpose] += time.perf_counter() - started
 
-    def _find_or_create_parent(self, study_name: str, tags: dict[str, str]) -> str:
+    def _find_or_create_parent(self, study_name: str, tags: dict[str, str], *, reopen: bool) -> str:
         found = self.client.search_runs(
             [self.experiment_id],
             filter_string=f"tags.`{TAG_ROLE}` = 'study' and tags.`{TAG_STUDY}` = '{study_name}'",
@@ -167,13 +196,16 @@ class StudyTracker:
         )
         if found:
             run_id = found[0].info.run_id
-            self.client.update_run(run_id, status="RUNNING")
-            for key, value in tags.items():
-                self.client.set_tag(run_id, key, value)
+            if reopen:
+                self.client.update_run(run_id, status="RUNNING")
+                for key, value in tags.items():
+                    self.client.set_tag(run_id, key, value)
             return run_id
         run = self.client.create_run(
             self.experiment_id, run_name=study_name, tags={**tags, TAG_ROLE: "study", TAG_STUDY: study_name}
         )
+        if not reopen:  # a parent made for a replay or a sync has nothing running under it
+            self.client.set_terminated(run.info.run_id, status="FINISHED")
         return run.info.run_id
 
     def start_trial(
@@ -238,6 +270,14 @@ class StudyTracker:
         with self._timed():
             self.client.set_tag(run_id, TAG_STATE, state)
             self.client.set_terminated(run_id, status=RUN_STATUS[state])
+
+    def abandon_trial(self, run_id: str) -> None:
+        """Close a trial's run as FAILED after a tracking error in the middle of logging it, so that no run stays
+        RUNNING; best effort (the store may be what failed), the caller has already warned once."""
+        with contextlib.suppress(Exception):
+            self.client.set_tag(run_id, TAG_STATE, "TRACKING_ERROR")
+        with contextlib.suppress(Exception):
+            self.client.set_terminated(run_id, status="FAILED")
 
     def finish_study(self, status: str = "FINISHED") -> None:
         with self._timed("setup"):

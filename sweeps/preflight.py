@@ -1,0 +1,179 @@
+"""Everything a command checks before its first write, so that a rejected command leaves every store untouched.
+
+Each command runs the same phase first: numbers parsed and bounded (`bounded`), names checked (`check_study_name`),
+output files checked (`check_output_file`), then both stores probed read-only (`probe_stores`). Only after that
+may anything be created: a study, an experiment, a journal, a lock file, a database file or its schema.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from pathlib import Path
+
+from dqn_core.errors import ConfigError
+from sweeps.journal import check_journal
+from sweeps.redaction import redact
+from sweeps.stores import (
+    JOURNAL_PREFIX,
+    MLFLOW_TABLES,
+    OPTUNA_TABLES,
+    check_tracking_uri,
+    first_line,
+    sqlite_path,
+    sqlite_tables,
+)
+from sweeps.tracking import probe_tracking
+
+# Study names become MLflow experiment names, search-filter literals, artifact folders and lock keys, so they are
+# kept to characters that are safe in all of them, and short enough for any file system (255 bytes per name).
+STUDY_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+STUDY_NAME_MAX = 100
+
+# Documented maxima (README "Bounds"): far above any sensible sweep, low enough that nothing overflows or
+# allocates without limit (a billion seeds made `create_study` run out of memory half-way).
+SEED_MAX = 2**32 - 1  # NumPy and TensorFlow seeds are 32-bit
+N_TRIALS_MAX = 100_000
+N_SEEDS_MAX = 1_000
+TRIALS_PER_BATCH_MAX = 1_024
+HEARTBEAT_MAX_S = 3_600
+GRACE_PERIOD_MAX_S = 7 * 24 * 3_600
+TOP_MAX = 1_000
+HOLDOUT_SEEDS_MAX = 1_000
+
+
+def bounded(option: str, value: int | None, low: int, high: int) -> int | None:
+    """`value` if it lies in [low, high] (None passes: the option was not given), else a one-line ConfigError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{option} must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(f"{option} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def check_study_name(name: str) -> str:
+    """A name a new study may take: letters, digits, `.`, `_`, `-`, starting with a letter or digit, <= 100."""
+    if not name.strip():
+        raise ConfigError("study name must not be empty")
+    if len(name) > STUDY_NAME_MAX:
+        raise ConfigError(f"study name is {len(name)} characters long; at most {STUDY_NAME_MAX} are allowed")
+    if not STUDY_NAME_RE.fullmatch(name):
+        raise ConfigError(
+            f"study name {name[:40]!r} is not allowed: use letters, digits, '.', '_' and '-', starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+def check_output_file(path: Path, option: str, suffixes: tuple[str, ...]) -> Path:
+    """Refuse an output path that cannot become a regular file we may write, before any work is done.
+
+    Symlinks are followed (a link to /dev/full is a device). A missing file is probed by creating and removing a
+    temporary file in its folder, which also catches folders such as /proc where permission bits lie.
+    """
+    if path.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} must end in {' or '.join(suffixes)}, got {path}")
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {exc.strerror}") from None
+    if info is not None:
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"{option} {path} is a folder; name a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{option} {path} is not a regular file (a device, pipe or socket)")
+        if not os.access(path, os.W_OK):
+            raise ConfigError(f"{option} {path} is not writable")
+    folder = _nearest_existing(path.parent)
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {path}: {folder} is not a folder")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write in {folder} ({exc.strerror})") from None
+    return path
+
+
+def _nearest_existing(folder: Path) -> Path:
+    folder = folder if str(folder) else Path(".")
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def probe_stores(storage: str, tracking: str, *, study_name: str | None, writer: bool, must_exist: bool) -> None:
+    """Both stores, read-only: usable, not each other, not mixed up, and (for readers) already there."""
+    db, store = sqlite_path(tracking), sqlite_path(storage)
+    if db is not None and store is not None and db.resolve() == store.resolve():
+        raise ConfigError(f"--storage and --tracking-uri name the same file {db}; give Optuna and MLflow one each")
+    probe_tracking_store(tracking, study_name=study_name, must_exist=must_exist)
+    probe_storage(storage, writable=writer, must_exist=must_exist)
+
+
+def probe_storage(url: str, *, writable: bool, must_exist: bool) -> None:
+    """An Optuna storage URL, read-only: a sane journal file, or a database without MLflow's tables."""
+    if url.startswith(JOURNAL_PREFIX):
+        check_journal(Path(url[len(JOURNAL_PREFIX) :]), writable=writable, must_exist=must_exist)
+        return
+    db = sqlite_path(url)
+    if db is not None:
+        if db.is_dir():
+            raise ConfigError(f"Optuna storage {db} is a folder; name an SQLite file")
+        if not db.exists():
+            if must_exist:
+                raise ConfigError(f"no Optuna database at {db}; run a sweep first or pass --storage")
+            return
+        if not db.is_file():
+            raise ConfigError(f"Optuna storage {db} is not a regular file")
+        tables = sqlite_tables(db)
+    else:
+        tables = _rdb_tables(url)
+    if tables & MLFLOW_TABLES:
+        raise ConfigError(redact(f"Optuna storage {url} is an MLflow database; give Optuna its own database"))
+    if must_exist and not tables & OPTUNA_TABLES:
+        raise ConfigError(redact(f"Optuna storage {url} holds no study (no Optuna tables)"))
+
+
+def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) -> None:
+    """The MLflow store, read-only: reachable, not an Optuna database, the study's experiment not deleted."""
+    db = sqlite_path(uri)
+    if db is not None and must_exist and not db.exists():
+        raise ConfigError(f"no MLflow store at {db}; run a sweep first or pass --tracking-uri")
+    check_tracking_uri(uri)
+    if db is not None:
+        if not db.exists():
+            if not os.access(db.parent if str(db.parent) else ".", os.W_OK):
+                raise ConfigError(f"tracking store {db} cannot be created (its folder is read-only)")
+            return
+        tables = sqlite_tables(db)
+        if tables & OPTUNA_TABLES:
+            raise ConfigError(f"tracking store {db} is an Optuna database; give MLflow its own file")
+        if not tables & MLFLOW_TABLES:
+            if must_exist:
+                raise ConfigError(f"MLflow store {db} is empty (no MLflow tables); run a sweep first")
+            return  # MLflow creates its schema once the command is known to be good
+    elif uri.startswith(("postgresql", "mysql")) and _rdb_tables(uri, what="MLflow tracking store") & OPTUNA_TABLES:
+        raise ConfigError(redact(f"tracking store {uri} is an Optuna database; give MLflow its own database"))
+    probe_tracking(uri, study_name=study_name)
+
+
+def _rdb_tables(url: str, what: str = "Optuna storage") -> set[str]:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+    except Exception as exc:
+        raise ConfigError(redact(f"cannot open {what} {url}: {first_line(exc)}")) from None
+    try:
+        return set(sqlalchemy.inspect(engine).get_table_names())
+    except Exception as exc:
+        message = "cannot open Optuna storage" if what == "Optuna storage" else "cannot use MLflow tracking store"
+        raise ConfigError(redact(f"{message} {url}: {first_line(exc)}")) from None
+    finally:
+        engine.dispose()
