@@ -273,6 +273,8 @@ def _check_ranges(c: TrainConfig) -> None:
         ("warmup", 1_000_000),
         ("successes_to_solve", 1_000_000),
         ("memory_size", 10_000_000),
+        ("target_refresh_steps", 1_000_000_000),
+        ("epsilon_decay_steps", 1_000_000_000),
     ):
         _require(getattr(c, name) <= high, f"{name} must be <= {high:,}, got {getattr(c, name)}")
     _require(
