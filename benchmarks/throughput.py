@@ -133,12 +133,10 @@ def sample_configs(sweep: SweepFile, count: int, seed: int = 0) -> list[TrainCon
     return configs
 
 
-def stream_workload(sweep: SweepFile, items: int, seeds: int, slots: int) -> dict[str, float]:
-    """A sweep's work through refilled slots: items/seeds configs x seeds, an agent stopped as soon as it can no
-    longer reach five consecutive successes (as the sweep's objective does). Returns rates, timings, counts."""
-    configs = sample_configs(sweep, max(1, items // seeds))
+def stream_workload(configs: list[TrainConfig], seeds: int, slots: int, shape: StreamShape) -> dict[str, float]:
+    """A sweep's work through refilled slots: configs x seeds, an agent stopped as soon as it can no longer reach
+    five consecutive successes (as the sweep's objective does). Returns rates, timings, counts."""
     work = iter([WorkItem(c, seed) for c in configs for seed in range(seeds)])
-    shape = StreamShape.covering([sweep.base, *configs, *_corner_configs(sweep)])
     results: list[TrainResult] = []
     clock = {"dry": None}
 
@@ -167,15 +165,6 @@ def stream_workload(sweep: SweepFile, items: int, seeds: int, slots: int) -> dic
         "tail_s": wall - dry,
         "rows": shape.batch_rows,
     }
-
-
-def _corner_configs(sweep: SweepFile) -> list[TrainConfig]:
-    """Every search-space corner on its own: the stream's declared shape must cover what a sweep may sample."""
-    corners = []
-    for spec in sweep.space:
-        values = spec.choices if spec.kind == "categorical" else (spec.low, spec.high)
-        corners += [sweep.config_for({spec.name: v}) for v in values]
-    return corners
 
 
 def uniform_population(book: TrainConfig, k: int) -> tuple[float, float, int]:
@@ -223,20 +212,30 @@ def main() -> None:
         )
 
     sweep = load_sweep(DEFAULT_SWEEP)
-    print(
-        f"stream workload: {args.stream_items} items ({args.stream_items // args.stream_seeds} configs drawn from "
-        f"{DEFAULT_SWEEP} x {args.stream_seeds} seeds) through K=64 refilled slots ...",
-        flush=True,
-    )
-    w = stream_workload(sweep, args.stream_items, args.stream_seeds, slots=64)
-    print(
-        f"stream workload (K=64 slots, {w['items']} items, {w['unsolved']} unsolved, minibatch rows {w['rows']}): "
-        f"{w['rate']:,.0f} agent-steps/s = {100 * w['rate'] / uniform[64]:.0f}% of uniform K=64 "
-        f"({w['steps']} agent-steps in {w['wall']:.1f} s incl. compilation; tail after the source ran dry "
-        f"{w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   "
-        f"peak RSS {peak_rss_mib():.0f} MiB",
-        flush=True,
-    )
+    n_configs = max(1, args.stream_items // args.stream_seeds)
+    drawn = sample_configs(sweep, n_configs)
+    workloads = [
+        (
+            f"{n_configs} configs drawn from {DEFAULT_SWEEP} x {args.stream_seeds} seeds",
+            drawn,
+            sweep.stream_shape(),
+        ),
+        (
+            f"the sweep's base config x {n_configs * args.stream_seeds} seeds (isolates refilling from padding)",
+            [sweep.base] * n_configs,
+            StreamShape.covering([sweep.base]),
+        ),
+    ]
+    for label, configs, shape in workloads:
+        w = stream_workload(configs, args.stream_seeds, slots=64, shape=shape)
+        print(
+            f"stream workload, {label}, through K=64 refilled slots ({w['items']} items, {w['unsolved']} unsolved, "
+            f"minibatch rows {w['rows']}): {w['rate']:,.0f} agent-steps/s = {100 * w['rate'] / uniform[64]:.0f}% of "
+            f"uniform K=64 ({w['steps']} agent-steps in {w['wall']:.1f} s incl. compilation; tail after the source "
+            f"ran dry {w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   "
+            f"peak RSS {peak_rss_mib():.0f} MiB",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
