@@ -17,6 +17,7 @@ import yaml
 
 from dqn_core.envs import EnvSpec, resolve_env
 from dqn_core.errors import ConfigError
+from dqn_core.yamlfile import read_mapping
 
 REWARD_MODES = ("book", "env")
 TIME_LIMIT_MODES = ("terminal", "bootstrap")
@@ -166,26 +167,8 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
 
 
 def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """The one place YAML files are parsed; every failure becomes a ConfigError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    return data
+    """The one place config files are parsed (strictly: see `dqn_core.yamlfile`); failures are ConfigErrors."""
+    return read_mapping(path)
 
 
 def _scalar(text: str) -> Any:

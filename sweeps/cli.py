@@ -449,8 +449,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from collections.abc import Mapping
 
     from dqn_core.config import TrainConfig, parse_assignment
+    from dqn_core.yamlfile import read_mapping
     from sweeps.preflight import SEED_MAX, bounded, check_output_file
-    from sweeps.yamlfile import read_mapping
 
     overrides = dict(parse_assignment(item) for item in args.overrides)
     data: dict[str, Any] = {}

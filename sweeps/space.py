@@ -24,7 +24,7 @@ from typing import Any
 from dqn_core.config import TrainConfig, coerce_value, field_names
 from dqn_core.errors import ConfigError
 from dqn_core.shape import StreamShape
-from sweeps.yamlfile import read_mapping
+from dqn_core.yamlfile import read_mapping
 
 PARAM_KINDS = ("float", "int", "categorical")
 SHARED_IN_POPULATION = ("env_id",)  # compiled into the graph; cannot vary between trials
