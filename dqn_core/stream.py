@@ -47,7 +47,7 @@ TAIL_SHRINK = 2
 """Once the source is dry and at most half the slots still train, the survivors move into a population half the
 size. Each size costs one compilation per process (about 3-5 s); shrinking by 8 instead (64 -> 8 -> 2) saved two
 thirds of those compilations but left the tail running at low occupancy: warm uniform populations measured
-~114k agent-steps/s at K=128 against ~158k when halving (benchmarks/throughput.py, same machine)."""
+~114k agent-steps/s at K=128 against ~158k when halving (warm `train_population` runs, back to back, 2 cores)."""
 
 
 class Supply(enum.Enum):
@@ -108,7 +108,7 @@ class _Record:
     wall_time_s: float = 0.0
 
 
-def _blank_hyper_row(shape: StreamShape, n_layers: int) -> dict[str, Any]:
+def _blank_hyper_row(n_layers: int) -> dict[str, Any]:
     """Values for a slot that holds no agent: never used (the slot is inactive), only kept finite and in range."""
     return {
         "key": np.uint32(0),
@@ -192,7 +192,7 @@ class _Stream:
         self.n_layers = len(self.sizes) - 1
         size = physical_slots(slots)
         self.records: list[_Record | None] = [None] * size
-        blank = _blank_hyper_row(shape, self.n_layers)
+        blank = _blank_hyper_row(self.n_layers)
         self.hyper_np = {
             name: np.stack([np.asarray(blank[name], dtype=_HYPER_DTYPES.get(name, np.int32))] * size)
             for name in graph.Hyper._fields
