@@ -1,8 +1,10 @@
-"""A tiny real sweep (journal storage + SQLite MLflow store) that sweep and analysis tests share."""
+"""Shared test helpers: a tiny real sweep (journal storage + SQLite MLflow store) and a PostgreSQL store reader."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import sqlalchemy
 
 from sweeps.cli import main
 
@@ -62,3 +64,20 @@ search_space:
   warmup: {type: int, low: 0, high: 10}
 """
 FAST_LIVENESS = ("--heartbeat-interval", "1", "--grace-period", "6")
+
+
+def pg_table_rows(url: str) -> dict[str, list[str]]:
+    """Every row of every table in a PostgreSQL database's public schema, as text, sorted: a store's full content
+    (to compare before/after, or to search for a secret)."""
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(
+                sqlalchemy.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
+            ).scalars()
+            return {
+                table: list(conn.execute(sqlalchemy.text(f'SELECT t::text FROM "{table}" t ORDER BY 1')).scalars())
+                for table in list(tables)
+            }
+    finally:
+        engine.dispose()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 
 from sweeps.cli import main
+from tests.helpers import pg_table_rows
 
 pytestmark = pytest.mark.slow
 
@@ -30,19 +30,7 @@ def pg_store(postgres) -> str:
 
 
 def _pg_dump(url: str) -> str:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            tables = conn.execute(
-                sqlalchemy.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-            ).scalars()
-            digest = hashlib.sha256()
-            for table in list(tables):
-                rows = conn.execute(sqlalchemy.text(f'SELECT t::text FROM "{table}" t ORDER BY 1')).scalars()
-                digest.update(f"{table}:{list(rows)}".encode())
-            return digest.hexdigest()
-    finally:
-        engine.dispose()
+    return hashlib.sha256(repr(sorted(pg_table_rows(url).items())).encode()).hexdigest()
 
 
 def _files(folder: Path) -> dict[str, str]:

@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
 from sweeps.redaction import redact, url_secrets
+from tests.helpers import pg_table_rows
 from tests.sweeps.test_reliability import SMALL_SWEEP
 
 SLASH_PASSWORD = "sl/ash-Secret-77"
@@ -17,18 +18,7 @@ SSL_PASSWORD = "ssl-Secret-55"
 
 
 def _dump(url: str) -> str:
-    engine = sqlalchemy.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            tables = conn.execute(
-                sqlalchemy.text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")
-            ).scalars()
-            return "\n".join(
-                str(list(conn.execute(sqlalchemy.text(f'SELECT t::text FROM "{table}" t')).scalars()))
-                for table in list(tables)
-            )
-    finally:
-        engine.dispose()
+    return "\n".join(str(rows) for rows in pg_table_rows(url).values())
 
 
 def test_redact_hides_every_form_of_password():
