@@ -160,15 +160,10 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Read a YAML file of TrainConfig keys (a `trainer:` section is also accepted) and apply overrides."""
-    data = read_yaml_mapping(path)
+    data = read_mapping(path)
     if "trainer" in data and isinstance(data["trainer"], Mapping):
         data = data["trainer"]
     return TrainConfig.from_mapping({**data, **(overrides or {})}, source=str(path))
-
-
-def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
-    """The one place config files are parsed (strictly: see `dqn_core.yamlfile`); failures are ConfigErrors."""
-    return read_mapping(path)
 
 
 def _scalar(text: str) -> Any:

@@ -103,7 +103,7 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
     noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, 4), tf.float64)
     physics = tf.where(starting[:, None], (noise * 2.0 - 1.0) * cartpole.RESET_BOUND, state.physics)
     by_episode = starting & tf.equal(h.target_refresh_steps, 0)
-    by_episode &= tf.equal(state.episodes_done % tf.maximum(h.target_refresh_episodes, 1), 0)
+    by_episode &= tf.equal(state.episodes_done % h.target_refresh_episodes, 0)
     by_steps = live & (h.target_refresh_steps > 0)
     by_steps &= tf.equal(state.total_step % tf.maximum(h.target_refresh_steps, 1), 0)
     refresh = by_episode | by_steps

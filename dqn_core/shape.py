@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dqn_core.config import TrainConfig
+from dqn_core.envs import EnvSpec, resolve_env
 from dqn_core.errors import ConfigError
 
 SEED_LIMIT = 2**32
@@ -96,6 +97,10 @@ class StreamShape:
         if problems:
             raise ConfigError(f"{item.describe()} does not fit the stream: {'; '.join(problems)}")
 
+    @property
+    def env(self) -> EnvSpec:
+        return resolve_env(self.env_id)
+
     def sizes(self) -> list[int]:
-        env = TrainConfig(env_id=self.env_id).env
-        return [env.obs_dim, *self.hidden_sizes, env.n_actions]
+        """Layer widths of the compiled network: observation, hidden layers, actions."""
+        return [self.env.obs_dim, *self.hidden_sizes, self.env.n_actions]

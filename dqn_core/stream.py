@@ -108,33 +108,6 @@ class _Record:
     wall_time_s: float = 0.0
 
 
-def _blank_hyper_row(n_layers: int) -> dict[str, Any]:
-    """Values for a slot that holds no agent: never used (the slot is inactive), only kept finite and in range."""
-    return {
-        "key": np.uint32(0),
-        "gamma": 0.99,
-        "learning_rate": 1e-3,
-        "epsilon_start": 1.0,
-        "epsilon_stop": 0.01,
-        "epsilon_decay_rate": 0.001,
-        "batch_size": 1,
-        "epsilon_decay_steps": 1,
-        "warmup": 0,
-        "memory_size": 1,
-        "target_refresh_episodes": 1,
-        "target_refresh_steps": 0,
-        "updates_per_step": 1,
-        "max_episodes": 1,
-        "success_threshold": 1,
-        "successes_to_solve": 1,
-        "env_reward": False,
-        "bootstrap_truncation": False,
-        "linear_epsilon": False,
-        "double_dqn": False,
-        "trainable": np.ones(n_layers, bool),
-    }
-
-
 def _hyper_row(item: WorkItem, trainable: list[bool]) -> dict[str, Any]:
     c = item.config
     return {
@@ -184,7 +157,7 @@ class _Stream:
         self.shape = shape
         self.capacity = slots
         self.ticks = ticks
-        env = TrainConfig(env_id=shape.env_id).env
+        env = shape.env
         self.features = graph.Features(
             env.max_steps, env.n_actions, shape.batch_rows, shape.max_updates, shape.double_dqn
         )
@@ -192,7 +165,8 @@ class _Stream:
         self.n_layers = len(self.sizes) - 1
         size = physical_slots(slots)
         self.records: list[_Record | None] = [None] * size
-        blank = _blank_hyper_row(self.n_layers)
+        # Empty slots are inactive: their values are never used, only kept valid (the book's, seed 0).
+        blank = _hyper_row(WorkItem(TrainConfig(), 0), [True] * self.n_layers)
         self.hyper_np = {
             name: np.stack([np.asarray(blank[name], dtype=_HYPER_DTYPES.get(name, np.int32))] * size)
             for name in graph.Hyper._fields

@@ -40,12 +40,11 @@ def train_population(
     *,
     on_episode: EpisodeHook | None = None,
     ticks_per_call: int = DEFAULT_TICKS_PER_CALL,
-    batch_rows: int | None = None,
     shape: StreamShape | None = None,
 ) -> list[TrainResult]:
     """Train independent (config, seed) agents side by side; results come back in the order given.
 
-    `shape` (or just `batch_rows`) may declare a larger compiled shape than the members need, so several
+    `shape` may declare a larger compiled shape than the members need, so several
     populations of a sweep reuse one compiled graph. Results do not depend on it.
     """
     if not members:
@@ -55,8 +54,6 @@ def train_population(
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if shape is None:
         shape = StreamShape.covering([config for config, _ in members])
-        if batch_rows is not None and batch_rows > shape.batch_rows:
-            shape = StreamShape(**{**shape.__dict__, "batch_rows": batch_rows})
     pending = iter([WorkItem(config, seed, tag=index) for index, (config, seed) in enumerate(members)])
     results: list[TrainResult | None] = [None] * len(members)
 
