@@ -35,6 +35,7 @@ sweep: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/tick_profile.py
 	$(BIN)/python benchmarks/sample_efficiency.py
 	$(BIN)/python benchmarks/sweep.py
 	$(BIN)/python benchmarks/scaling.py
