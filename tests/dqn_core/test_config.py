@@ -37,6 +37,14 @@ def test_defaults_are_the_book_parameters():
         ({"gamma": "abc"}, "gamma must be a number"),
         ({"batch_size": 3.5}, "batch_size must be an integer"),
         ({"gamma": float("nan")}, "finite"),
+        ({"epsilon_schedule": "cosine"}, "epsilon_schedule must be one of"),
+        ({"epsilon_decay_steps": 0}, "epsilon_decay_steps must be >= 1"),
+        ({"epsilon_decay_steps": 2_000_000_000}, "epsilon_decay_steps must be <= 1,000,000,000"),
+        ({"target_refresh_steps": -5}, "target_refresh_steps must be >= 0"),
+        ({"target_refresh_steps": 2_000_000_000}, "target_refresh_steps must be <= 1,000,000,000"),
+        ({"updates_per_step": 0}, r"updates_per_step must be in \[1, 16\]"),
+        ({"updates_per_step": 17}, r"updates_per_step must be in \[1, 16\]"),
+        ({"double_dqn": "maybe"}, "double_dqn must be true or false"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
