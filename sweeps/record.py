@@ -1,0 +1,188 @@
+"""What a study stores, in one place: attribute keys, the study's options, and how a trial's record is read back.
+
+Optuna is the store of record. Runner, recovery, inspect, the verdict and analysis all read and write a study
+through these names, so a key is spelled once. `StudyOptions` is the one list of a sweep's settings: the `run`
+flags, the sweep YAML's `study:` section and the options a study records for its workers all derive from it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+import optuna
+
+from dqn_core.config import TrainConfig
+from dqn_core.errors import ConfigError
+
+# Study user attributes.
+ATTR_BASE_CONFIG = "base_config"  # the sweep's trainer section, as a TrainConfig mapping
+ATTR_SEEDS = "seeds"  # every seed a trial may train on, in the order trials take them (0, 1, 2, ...)
+ATTR_SWEEP_HASH = "sweep_hash"  # written last: a study with a hash is completely created
+ATTR_COMMAND = "command_line"
+ATTR_DEFINITION = "sweep_definition"  # the sweep YAML as parsed: a worker needs no file
+ATTR_OPTIONS = "sweep_options"  # the StudyOptions of the latest `run`
+ATTR_SWEEP_FILE = "sweep_file"
+ATTR_VERDICT = "verdict"  # the latest verdict (`verdict.Verdict.to_dict`)
+
+# Trial user attributes.
+TRIAL_PER_SEED = "episodes_to_solve_per_seed"  # {seed: episodes to solve, unsolved = max_episodes + 1}
+TRIAL_CENSORED = "censored"  # some seed did not solve within max_episodes
+TRIAL_BASELINE = "baseline"  # "book" on the queued book configuration
+TRIAL_RUN_ID = "mlflow_run_id"
+TRIAL_WORKER = "worker"
+TRIAL_TRACKING_TAGS = "tracking_tags"
+TRIAL_FAIL_REASON = "fail_reason"
+TRIAL_ENV_STEPS = "env_steps"
+TRIAL_WALL_TIME = "wall_time_s"
+TRIAL_LOWER_BOUNDS = "lower_bound_per_seed"  # studies made before seeds were the budget (read, never written)
+BOOK = "book"
+
+HELD_OUT_SEED_START = 10_000
+"""Seeds no trial trains on (a trial takes seeds 0 .. max_seeds - 1, and max_seeds <= 1,000): the verdict and
+`validate` use 10000, 10001, ..."""
+
+PRUNERS = ("wilcoxon", "none")
+
+
+def _option(help_text: str, *, low: float | None = None, high: float | None = None, choices: tuple = ()) -> Any:
+    return {"help": help_text, "low": low, "high": high, "choices": choices}
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyOptions:
+    """A sweep's settings. Defaults are measured choices (README: "Racing seeds"); the command line overrides the
+    sweep file's `study:` section, which overrides these."""
+
+    n_trials: int = field(
+        default=64, metadata=_option("total finished (complete + pruned) trials", low=1, high=100_000)
+    )
+    max_seeds: int = field(
+        default=16,
+        metadata=_option("seeds a surviving trial is trained on; its value is their median", low=2, high=1_000),
+    )
+    slots: int = field(
+        default=64, metadata=_option("agents trained at once in one compiled population", low=1, high=1_024)
+    )
+    seeds_in_flight: int = field(
+        default=4,
+        metadata=_option(
+            "most seeds of one trial training at once, so the pruner sees results early", low=1, high=1_000
+        ),
+    )
+    sampler: str = field(
+        default="tpe", metadata=_option("the Optuna sampler", choices=("tpe", "random", "cmaes", "qmc", "grid"))
+    )
+    pruner: str = field(default="wilcoxon", metadata=_option("the Optuna pruner", choices=PRUNERS))
+    p_threshold: float = field(
+        default=0.1,
+        metadata=_option("WilcoxonPruner: prune when worse than the best at this p-value", low=0, high=1),
+    )
+    startup_seeds: int = field(
+        default=4, metadata=_option("WilcoxonPruner: common seeds before a trial may be pruned", low=2, high=1_000)
+    )
+    seed: int | None = field(
+        default=None, metadata=_option("sampler seed: the same seed, the same trials", low=0, high=2**32 - 1)
+    )
+    validate_seeds: int = field(
+        default=32, metadata=_option("unseen seeds of the verdict, winner vs book (0 skips it)", low=0, high=1_000)
+    )
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            _check(spec.name, getattr(self, spec.name), spec.type, spec.metadata)
+        if self.startup_seeds > self.max_seeds:
+            raise ConfigError(f"startup-seeds ({self.startup_seeds}) must not exceed max-seeds ({self.max_seeds})")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> StudyOptions:
+        """From a sweep file's `study:` section or a study's record; unknown keys and bad values are one line."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: expected a mapping")
+        known = option_names()
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key '{key}' (allowed: {', '.join(known)})")
+        try:
+            return cls(**dict(data))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def replace(self, **overrides: Any) -> StudyOptions:
+        """These options with every override that is not None applied (unset command-line flags are None)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds every trial takes, in order: the same for all trials, so comparisons are paired."""
+        return tuple(range(self.max_seeds))
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(spec.name for spec in fields(StudyOptions))
+
+
+def option_help(name: str) -> str:
+    return next(spec.metadata["help"] for spec in fields(StudyOptions) if spec.name == name)
+
+
+def option_type(name: str) -> type:
+    kind = next(spec.type for spec in fields(StudyOptions) if spec.name == name)
+    return {"int": int, "float": float, "str": str, "int | None": int}[kind]
+
+
+def option_choices(name: str) -> tuple[str, ...]:
+    return next(spec.metadata["choices"] for spec in fields(StudyOptions) if spec.name == name)
+
+
+def _check(name: str, value: Any, kind: str, meta: Mapping[str, Any]) -> None:
+    flag = name.replace("_", "-")
+    if value is None and kind == "int | None":
+        return
+    if kind.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{flag} must be an integer, got {value!r}")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{flag} must be a number, got {value!r}")
+    elif not isinstance(value, str):
+        raise ConfigError(f"{flag} must be a string, got {value!r}")
+    if meta["choices"] and value not in meta["choices"]:
+        raise ConfigError(f"unknown {flag} '{value}' (choose from {', '.join(meta['choices'])})")
+    low, high = meta["low"], meta["high"]
+    if low is not None and not low <= value <= high:
+        raise ConfigError(f"{flag} must be in [{low}, {high}], got {value}")
+
+
+def per_seed_values(trial: optuna.trial.FrozenTrial) -> dict[int, float]:
+    """Episodes to solve of every seed a trial finished (complete and pruned trials alike), by seed."""
+    return {int(seed): value for seed, value in trial.user_attrs.get(TRIAL_PER_SEED, {}).items()}
+
+
+def is_baseline(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.user_attrs.get(TRIAL_BASELINE) == BOOK
+
+
+def base_config(study: optuna.Study) -> TrainConfig:
+    return TrainConfig.from_mapping(study.user_attrs[ATTR_BASE_CONFIG], source=f"study {study.study_name}")
+
+
+def trial_config(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> TrainConfig:
+    """The trainer config a trial trained: the study's base with the trial's parameters."""
+    return base_config(study).replace(**trial.params)
+
+
+def book_config(study: optuna.Study) -> TrainConfig:
+    """The sweep's base with every searched parameter at the book's value: what the sweep has to beat."""
+    book = TrainConfig()
+    searched = {name for trial in study.get_trials(deepcopy=False) for name in trial.params}
+    return base_config(study).replace(**{name: getattr(book, name) for name in sorted(searched)})
+
+
+def held_out_seeds(count: int) -> list[int]:
+    return list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + count))
