@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from sweeps.record import PRUNERS, StudyOptions, option_help, option_names, option_type
 from sweeps.stores import DEFAULT_TRACKING_URI, JOURNAL_NAME
-from sweeps.strategies import PRUNERS, SAMPLERS
+from sweeps.strategies import SAMPLERS
 
 EXIT_USAGE = 2
 DEFAULT_SWEEP = Path(__file__).parent / "configs" / "default.yaml"
@@ -67,26 +68,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run (or resume) an Optuna sweep tracked in MLflow",
-        description="Run a hyperparameter sweep: trials are asked in batches, every (trial x seed) agent of a batch "
-        "trains in one population, each trial's value is the median over seeds of the episodes to five consecutive "
-        "successes (lower is better). Running the same command again resumes the study: --n-trials is the total "
-        "number of finished (complete + pruned) trials, not an increment. Options given here override the sweep "
-        "file's `study:` section.",
+        help="run (or resume) an Optuna sweep tracked in MLflow, then the verdict against the book",
+        description="Run a hyperparameter sweep. Seeds are the budget: every trial trains seeds 0, 1, 2, ... in one "
+        "streaming population, each finished seed is reported to Optuna, the WilcoxonPruner stops trials that are "
+        "worse than the best over common seeds, and a surviving trial trains up to --max-seeds seeds; its value is "
+        "the median episodes to five consecutive successes (lower is better). At the end the winner and the book "
+        "train on --validate-seeds unseen seeds and a paired test gives the verdict. Running the same command again "
+        "resumes the study: --n-trials is the total number of finished (complete + pruned) trials, not an "
+        "increment. Options given here override the sweep file's `study:` section.",
         epilog=f"samplers: {', '.join(SAMPLERS)}\npruners: {', '.join(PRUNERS)}\n"
         f"defaults: MLflow store {DEFAULT_TRACKING_URI} (or $MLFLOW_TRACKING_URI), Optuna journal file "
         f"'{JOURNAL_NAME}' beside it",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", default=str(DEFAULT_SWEEP), metavar="SWEEP.yaml", help="sweep file (%(default)s)")
-    run.add_argument("--n-trials", type=int, help="total finished trials the study should hold (file: 32)")
     run.add_argument("--study-name", help="Optuna study and MLflow experiment name (default: the file's stem)")
     _add_store_options(run)
-    run.add_argument("--n-seeds", type=int, help="seeds per trial; the value is their median (file: 3)")
-    run.add_argument("--trials-per-batch", type=int, help="trials asked and trained together (file: 8)")
-    run.add_argument("--sampler", help=f"one of {', '.join(SAMPLERS)} (file: tpe)")
-    run.add_argument("--pruner", help=f"one of {', '.join(PRUNERS)} (file: none)")
-    run.add_argument("--seed", type=int, help="sampler seed: the same seed gives the same trial sequence")
+    _add_study_options(run, option_names())
+    run.add_argument("--no-validate", action="store_true", help="skip the verdict at the end")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     _add_liveness_options(run)
     run.set_defaults(handler=_cmd_run)
@@ -103,8 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--study-name", required=True, help="the study to join")
     _add_store_options(worker)
-    worker.add_argument("--n-trials", type=int, help="total finished trials (default: what the study recorded)")
-    worker.add_argument("--trials-per-batch", type=int, help="trials asked and trained together (study's value)")
+    _add_study_options(worker, ("n_trials", "slots"), recorded=True)
     worker.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     _add_liveness_options(worker)
     worker.set_defaults(handler=_cmd_worker)
@@ -201,6 +199,19 @@ def _add_store_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_study_options(parser: argparse.ArgumentParser, names: Sequence[str], *, recorded: bool = False) -> None:
+    """One flag per `StudyOptions` field, with its help and default, so flags, sweep files and the study record
+    cannot drift apart."""
+    from dataclasses import fields
+
+    defaults = {spec.name: spec.default for spec in fields(StudyOptions)}
+    for name in names:
+        default = "the study's value" if recorded else f"file, else {defaults[name]}"
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=option_type(name), help=f"{option_help(name)} ({default})"
+        )
+
+
 def _add_liveness_options(parser: argparse.ArgumentParser) -> None:
     from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
@@ -249,29 +260,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     _check_liveness(args)
     sweep = load_sweep(args.config)
-    study = sweep.study
     uri = tracking_uri(args.tracking_uri)
     check_tracking_uri(uri)
-
-    def pick(name: str, default: Any) -> Any:
-        value = getattr(args, name)
-        return value if value is not None else study.get(name, default)
-
     options = SweepOptions(
         sweep=sweep,
-        study_name=check_study_name(args.study_name or study.get("study_name") or Path(args.config).stem),
-        n_trials=pick("n_trials", 32),
-        n_seeds=pick("n_seeds", 3),
-        trials_per_batch=pick("trials_per_batch", 8),
-        sampler=pick("sampler", "tpe"),
-        pruner=pick("pruner", "none"),
-        seed=pick("seed", None),
+        study_name=check_study_name(args.study_name or sweep.study_name or Path(args.config).stem),
+        study=sweep.study.replace(**{name: getattr(args, name) for name in option_names()}),
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
         progress=not args.no_progress,
         command_line=_command_line(args),
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
+        verdict=not args.no_validate,
     )
     return _report(run_sweep(options), uri)
 
@@ -286,7 +287,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
         n_trials=args.n_trials,
-        trials_per_batch=args.trials_per_batch,
+        slots=args.slots,
         progress=not args.no_progress,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
@@ -341,16 +342,23 @@ def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _report(summary: Any, uri: str) -> int:
-    from sweeps.runner import describe_counts, trials_per_minute
+    from sweeps.runner import describe_counts, describe_seeds, trials_per_minute
     from sweeps.stores import redact
     from sweeps.tracking import trials_view_path
 
     rate = trials_per_minute(summary.new_trials, summary.seconds)
     tracked = summary.tracking_seconds
+    if summary.verdict is not None:
+        print(summary.verdict.line)
     print(
         f"study '{summary.study_name}': {describe_counts(summary.counts)}; this run finished {summary.new_trials} "
         f"trials in {summary.seconds:.1f} s ({rate:.1f} trials/min)"
     )
+    if summary.seed_runs:
+        print(
+            f"seeds: {summary.seed_runs} (trial, seed) runs, {summary.env_steps / summary.seconds:,.0f} agent-steps/s; "
+            f"seeds per finished trial: {describe_seeds(summary.seeds_per_trial)}"
+        )
     share = _share(tracked["trials"], summary.seconds)
     print(
         f"MLflow tracking: {tracked['trials']:.2f} s for the trials' runs ({share} of the sweep), "

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
+if TYPE_CHECKING:
+    import optuna
 
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
@@ -93,7 +94,7 @@ class StudyOptions:
     def __post_init__(self) -> None:
         for spec in fields(self):
             _check(spec.name, getattr(self, spec.name), spec.type, spec.metadata)
-        if self.startup_seeds > self.max_seeds:
+        if self.pruner == "wilcoxon" and self.startup_seeds > self.max_seeds:
             raise ConfigError(f"startup-seeds ({self.startup_seeds}) must not exceed max-seeds ({self.max_seeds})")
 
     @classmethod

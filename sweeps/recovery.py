@@ -15,7 +15,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import artifacts
 from sweeps.liveness import fail_stale_trials
-from sweeps.runner import ATTR_SEEDS, trial_config
+from sweeps.record import (
+    ATTR_SEEDS,
+    TRIAL_ENV_STEPS,
+    TRIAL_LOWER_BOUNDS,
+    TRIAL_PER_SEED,
+    TRIAL_TRACKING_TAGS,
+    TRIAL_WALL_TIME,
+    trial_config,
+)
 from sweeps.tracking import TAG_STUDY, StudyTracker, summary_metrics
 
 TAG_SYNCED = "dqn_sweep.synced"
@@ -74,19 +82,22 @@ def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bo
 
 def _summary(trial: FrozenTrial) -> dict[str, float]:
     attrs = trial.user_attrs
+    per_seed = attrs.get(TRIAL_PER_SEED, {})
     return summary_metrics(
         value=trial.value,
-        state=trial.state.name,
-        per_seed=attrs.get("episodes_to_solve_per_seed", {}),
-        bounds=attrs.get("lower_bound_per_seed", {}),
-        extra={k: attrs[k] for k in ("wall_time_s", "env_steps") if k in attrs},
+        per_seed=per_seed,
+        bounds=attrs.get(TRIAL_LOWER_BOUNDS, {}),
+        extra={
+            **{k: attrs[k] for k in (TRIAL_WALL_TIME, TRIAL_ENV_STEPS) if k in attrs},
+            "seeds": float(len(per_seed)),
+        },
     )
 
 
 def _create_run(study: optuna.Study, tracker: StudyTracker, trial: FrozenTrial) -> str:
     config = trial_config(study, trial)
     seeds = study.user_attrs[ATTR_SEEDS]
-    tags = {TAG_STUDY: study.study_name, TAG_SYNCED: "true", **trial.user_attrs.get("tracking_tags", {})}
+    tags = {TAG_STUDY: study.study_name, TAG_SYNCED: "true", **trial.user_attrs.get(TRIAL_TRACKING_TAGS, {})}
     run_id = tracker.start_trial(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)
     tracker.log_curves(run_id, {}, _summary(trial))
     tracker.log_files(run_id, {"config.yaml": lambda p: artifacts.write_config_yaml(p, config.to_dict(), seeds)})

@@ -1,4 +1,5 @@
-"""Run a sweep: create or resume the Optuna study, ask trials in batches, train, tell, track, show progress.
+"""Run a sweep: create or resume the Optuna study, race (trial, seed) work through one streaming population, tell,
+track, show progress, and end with a verdict against the book.
 
 `--n-trials` is the total number of finished (complete or pruned) trials the study should hold: running the same
 command again resumes the study and runs only the missing trials. Failed trials (an interrupt, say) do not count.
@@ -37,18 +38,27 @@ from sweeps.budget import budget_lock
 from sweeps.inspect import best_trial
 from sweeps.journal import JournalPartialLine
 from sweeps.liveness import Heartbeats, fail_stale_trials
-from sweeps.objective import TrialRun, fail_unfinished, run_batch
+from sweeps.objective import TrialRun, fail_unfinished
 from sweeps.optuna_adapter import grid_points_started, trial_id
-from sweeps.preflight import (
-    GRACE_PERIOD_MAX_S,
-    HEARTBEAT_MAX_S,
-    N_SEEDS_MAX,
-    N_TRIALS_MAX,
-    SEED_MAX,
-    TRIALS_PER_BATCH_MAX,
-    bounded,
-    check_study_name,
-    probe_stores,
+from sweeps.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded, check_study_name, probe_stores
+from sweeps.race import SeedRace
+from sweeps.record import (
+    ATTR_BASE_CONFIG,
+    ATTR_COMMAND,
+    ATTR_DEFINITION,
+    ATTR_OPTIONS,
+    ATTR_SEEDS,
+    ATTR_SWEEP_FILE,
+    ATTR_SWEEP_HASH,
+    BOOK,
+    TRIAL_BASELINE,
+    TRIAL_FAIL_REASON,
+    TRIAL_RUN_ID,
+    TRIAL_TRACKING_TAGS,
+    TRIAL_WORKER,
+    StudyOptions,
+    per_seed_values,
+    trial_config,
 )
 from sweeps.space import SweepFile, sweep_from_mapping
 from sweeps.stores import (
@@ -61,36 +71,29 @@ from sweeps.stores import (
     open_optuna_storage,
     redact,
 )
-from sweeps.strategies import PRUNERS, SAMPLERS, make_pruner, make_sampler
+from sweeps.strategies import make_pruner, make_sampler
 from sweeps.tracking import (
     TAG_PRUNER,
     TAG_SAMPLER,
     TAG_STORAGE,
     TAG_STUDY,
+    TAG_VERDICT,
+    TAG_VERDICT_OUTCOME,
     StudyTracker,
     summary_metrics,
 )
 
-ATTR_BASE_CONFIG = "base_config"
-ATTR_SEEDS = "seeds"
-ATTR_SWEEP_HASH = "sweep_hash"
-ATTR_COMMAND = "command_line"
-ATTR_DEFINITION = "sweep_definition"  # the sweep YAML as parsed: a worker needs no file
-ATTR_OPTIONS = "sweep_options"  # n_trials, trials_per_batch, sampler, pruner, seed of the latest `run`
 IDLE_POLL_S = 5.0  # a worker with nothing to ask (the rest is running elsewhere) looks again this often
 TAG_AGENT_LOGGED = "dqn_sweep.best_agent_logged"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SweepOptions:
+    """One process's sweep: the study's settings (`StudyOptions`) and where and how this process runs it."""
+
     sweep: SweepFile
     study_name: str
-    n_trials: int
-    n_seeds: int
-    trials_per_batch: int
-    sampler: str
-    pruner: str
-    seed: int | None
+    study: StudyOptions
     storage: str
     tracking_uri: str
     progress: bool = True
@@ -98,28 +101,15 @@ class SweepOptions:
     heartbeat_interval: int = HEARTBEAT_INTERVAL
     grace_period: int = GRACE_PERIOD
     join_only: bool = False  # `worker`: never create the study
+    verdict: bool = True  # `run` ends with the verdict (winner vs book on unseen seeds); `worker` never does
 
     def __post_init__(self) -> None:
-        for name, high in (
-            ("n_trials", N_TRIALS_MAX),
-            ("n_seeds", N_SEEDS_MAX),
-            ("trials_per_batch", TRIALS_PER_BATCH_MAX),
-            ("heartbeat_interval", HEARTBEAT_MAX_S),
-        ):
-            value = getattr(self, name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be >= 1, got {value}")
-            bounded(name.replace("_", "-"), value, 1, high)
+        bounded("heartbeat-interval", self.heartbeat_interval, 1, HEARTBEAT_MAX_S)
         bounded("grace-period", self.grace_period, 1, GRACE_PERIOD_MAX_S)
         if self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
             )
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"unknown sampler '{self.sampler}' (choose from {', '.join(SAMPLERS)})")
-        if self.pruner not in PRUNERS:
-            raise ConfigError(f"unknown pruner '{self.pruner}' (choose from {', '.join(PRUNERS)})")
-        bounded("seed", self.seed, 0, SEED_MAX)
         if self.join_only:  # an existing study keeps the name it has
             if not self.study_name.strip():
                 raise ConfigError("study name must not be empty")
@@ -128,8 +118,7 @@ class SweepOptions:
 
     @property
     def seeds(self) -> tuple[int, ...]:
-        """Every trial trains on the same seeds (common random numbers make trials comparable)."""
-        return tuple(range(self.n_seeds))
+        return self.study.seeds
 
 
 @dataclass
@@ -146,10 +135,14 @@ class SweepSummary:
     experiment_id: str = ""
     interrupted: int = 0  # the signal that stopped the sweep (SIGINT or SIGTERM), 0 if none
     notes: list[str] = field(default_factory=list)
+    seed_runs: int = 0  # (trial, seed) agents this process finished
+    env_steps: int = 0  # their environment steps
+    seeds_per_trial: dict[int, int] = field(default_factory=dict)  # finished trials of this process
+    verdict: Any = None  # verdict.Verdict, when `run` computed or found one
 
 
 def sweep_hash(sweep: SweepFile, seeds: tuple[int, ...]) -> str:
-    """What must not change when a study is resumed: the base config, the space, the seeds."""
+    """What must not change when a study is resumed: the base config, the space, the seeds a trial may take."""
     payload = {"base": sweep.base.to_dict(), "space": [repr(p) for p in sweep.space], "seeds": list(seeds)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -163,9 +156,10 @@ def open_storage(options: SweepOptions):
 def sampler_seed(options: SweepOptions, *, creator: bool) -> int | None:
     """The seed as given for the process that creates the study (one process alone is reproducible); mixed with
     the process id for any process that joins or resumes it, so workers do not propose the same points."""
-    if options.seed is None or creator:
-        return options.seed
-    return int.from_bytes(hashlib.sha256(f"{options.seed}:{worker_name()}".encode()).digest()[:4], "big")
+    seed = options.study.seed
+    if seed is None or creator:
+        return seed
+    return int.from_bytes(hashlib.sha256(f"{seed}:{worker_name()}".encode()).digest()[:4], "big")
 
 
 def worker_name() -> str:
@@ -180,14 +174,14 @@ def find_study(options: SweepOptions, storage, *, locked: bool = False) -> optun
     still be writing it (four `run`s racing to create one study), so it is returned unchecked and looked at again
     under the lock; under the lock its creator has died (creation holds the lock), and `run` completes it.
     """
-    sampler = make_sampler(options.sampler, seed=sampler_seed(options, creator=False), space=options.sweep.space)
+    sampler = make_sampler(options.study.sampler, seed=sampler_seed(options, creator=False), space=options.sweep.space)
     try:
         existing = optuna.load_study(study_name=options.study_name, storage=storage, sampler=sampler)
     except KeyError:
         return None
     except Exception as exc:
         raise ConfigError(redact(f"cannot read study '{options.study_name}': {first_line(exc)}")) from None
-    existing.pruner = make_pruner(options.pruner)
+    existing.pruner = make_pruner(options.study)
     recorded = existing.user_attrs.get(ATTR_SWEEP_HASH)
     if recorded is None and _half_made(existing):
         if not locked:
@@ -206,7 +200,7 @@ def find_study(options: SweepOptions, storage, *, locked: bool = False) -> optun
     return existing
 
 
-_OWN_ATTRS = frozenset({ATTR_BASE_CONFIG, ATTR_SEEDS, ATTR_DEFINITION, "sweep_file"})
+_OWN_ATTRS = frozenset({ATTR_BASE_CONFIG, ATTR_SEEDS, ATTR_DEFINITION, ATTR_SWEEP_FILE})
 
 
 def _half_made(study: optuna.Study) -> bool:
@@ -215,15 +209,17 @@ def _half_made(study: optuna.Study) -> bool:
     if not set(study.user_attrs) <= _OWN_ATTRS:
         return False
     trials = study.get_trials(deepcopy=False)
-    return all(t.state == TrialState.WAITING and t.user_attrs.get("baseline") == "book" for t in trials)
+    return all(t.state == TrialState.WAITING and t.user_attrs.get(TRIAL_BASELINE) == BOOK for t in trials)
 
 
 def create_study(options: SweepOptions, storage) -> optuna.Study:
     study = optuna.create_study(
         storage=storage,
         study_name=options.study_name,
-        sampler=make_sampler(options.sampler, seed=sampler_seed(options, creator=True), space=options.sweep.space),
-        pruner=make_pruner(options.pruner),
+        sampler=make_sampler(
+            options.study.sampler, seed=sampler_seed(options, creator=True), space=options.sweep.space
+        ),
+        pruner=make_pruner(options.study),
         direction="minimize",
     )
     return _complete_study(study, options)
@@ -236,32 +232,24 @@ def _complete_study(study: optuna.Study, options: SweepOptions) -> optuna.Study:
     study.set_user_attr(ATTR_BASE_CONFIG, options.sweep.base.to_dict())
     study.set_user_attr(ATTR_SEEDS, list(options.seeds))
     study.set_user_attr(ATTR_DEFINITION, options.sweep.definition)
-    study.set_user_attr("sweep_file", options.sweep.path)
+    study.set_user_attr(ATTR_SWEEP_FILE, options.sweep.path)
     if not study.get_trials(deepcopy=False):
         book = TrainConfig()
         baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
-        study.enqueue_trial(baseline, user_attrs={"baseline": "book"})
+        study.enqueue_trial(baseline, user_attrs={TRIAL_BASELINE: BOOK})
     study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
     return study
 
 
 def record_run_options(study: optuna.Study, options: SweepOptions) -> None:
-    """What a later `worker` without options uses: this run's budget, batch size, sampler, pruner and seed."""
+    """What a later `worker` without options uses: this run's study options (budget, seeds, sampler, pruner...)."""
     study.set_user_attr(ATTR_COMMAND, options.command_line)
-    study.set_user_attr(
-        ATTR_OPTIONS,
-        {
-            "n_trials": options.n_trials,
-            "trials_per_batch": options.trials_per_batch,
-            "sampler": options.sampler,
-            "pruner": options.pruner,
-            "seed": options.seed,
-        },
-    )
+    study.set_user_attr(ATTR_OPTIONS, options.study.to_dict())
 
 
 def worker_options(study: optuna.Study, *, storage: str, tracking_uri: str, **overrides: Any) -> SweepOptions:
-    """Options for a process joining `study`: the sweep and settings the study recorded, then `overrides`."""
+    """Options for a process joining `study`: the sweep and settings the study recorded, then `overrides` (the
+    study options among them; None leaves a setting as recorded)."""
     definition = study.user_attrs.get(ATTR_DEFINITION)
     if definition is None:
         raise ConfigError(
@@ -269,21 +257,24 @@ def worker_options(study: optuna.Study, *, storage: str, tracking_uri: str, **ov
             "join it with `dqn-sweep run --config SWEEP.yaml` instead"
         )
     sweep = sweep_from_mapping(definition, source=f"study '{study.study_name}'")
-    recorded = dict(study.user_attrs.get(ATTR_OPTIONS, {}))
-    recorded.update({k: v for k, v in overrides.items() if v is not None})
+    recorded = study.user_attrs.get(ATTR_OPTIONS, {})
+    if "max_seeds" not in recorded:
+        raise ConfigError(
+            f"study '{study.study_name}' was made before seeds were raced (it records no max_seeds); "
+            "start a new study for this version of dqn-sweep"
+        )
+    study_fields = {k: v for k, v in overrides.items() if k in recorded}
+    study_options = StudyOptions.from_mapping(recorded, source=f"study '{study.study_name}'").replace(**study_fields)
+    rest = {k: v for k, v in overrides.items() if k not in recorded and v is not None}
     return SweepOptions(
         sweep=sweep,
         study_name=study.study_name,
-        n_trials=recorded.pop("n_trials", 32),
-        n_seeds=len(study.user_attrs[ATTR_SEEDS]),
-        trials_per_batch=recorded.pop("trials_per_batch", 8),
-        sampler=recorded.pop("sampler", "tpe"),
-        pruner=recorded.pop("pruner", "none"),
-        seed=recorded.pop("seed", None),
+        study=study_options,
         storage=storage,
         tracking_uri=tracking_uri,
         join_only=True,
-        **recorded,
+        verdict=False,
+        **rest,
     )
 
 
@@ -299,141 +290,257 @@ def committed_count(study: optuna.Study) -> int:
 def run_sweep(options: SweepOptions) -> SweepSummary:
     """Run (or resume, or join) the study of `options` until it holds its budget of finished trials."""
     try:
-        return _run_sweep(options)
+        return SweepWorker(options).run()
     except OSError as exc:  # a full disk before the first trial: nothing runs yet, nothing to close
         if not is_disk_full(exc):
             raise
         raise StoreFull(disk_full_message(exc, options.storage)) from None
 
 
-def _run_sweep(options: SweepOptions) -> SweepSummary:
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    # Preflight: the sampler and pruner, both stores read-only, then the study; nothing is created before all of
-    # it passed (a grid without steps used to fail only after the journal file had been created).
-    make_sampler(options.sampler, seed=options.seed, space=options.sweep.space)
-    make_pruner(options.pruner)
-    probe_stores(
-        options.storage,
-        options.tracking_uri,
-        study_name=options.study_name,
-        writer=True,
-        must_exist=options.join_only,
-    )
-    storage = open_storage(options)
-    existing = find_study(options, storage)  # reads only: a bad input changes no store
-    if existing is None and options.join_only:
-        raise ConfigError(f"unknown study '{options.study_name}'")
-    tags = {
-        TAG_STUDY: options.study_name,
-        TAG_SAMPLER: options.sampler,
-        TAG_PRUNER: options.pruner,
-        TAG_STORAGE: redact(options.storage),
-    }
-    with budget_lock(options.storage, storage, options.study_name):  # several workers may start at once
-        study = find_study(options, storage, locked=True) or create_study(options, storage)
-        tracker = StudyTracker(
+class SweepWorker:
+    """One process's share of a study: opens it, races (trial, seed) work through the stream, tells and tracks each
+    trial, and closes everything on an interrupt or a store failure. It owns the per-process state."""
+
+    def __init__(self, options: SweepOptions) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.options = options
+        self.settings = options.study
+        # Preflight: the sampler and pruner, both stores read-only, then the study; nothing is created before all
+        # of it passed (a grid without steps used to fail only after the journal file had been created).
+        make_sampler(self.settings.sampler, seed=self.settings.seed, space=options.sweep.space)
+        make_pruner(self.settings)
+        probe_stores(
+            options.storage,
             options.tracking_uri,
-            options.study_name,
-            tags=tags,
-            searched=[p.name for p in options.sweep.space],
-            sweeping=True,
+            study_name=options.study_name,
+            writer=True,
+            must_exist=options.join_only,
         )
-        if not options.join_only:  # only once MLflow took the study too: a refused start records no budget
-            try:
-                record_run_options(study, options)
-            except Exception:  # a full Optuna store, say: the parent run just (re)opened must not stay RUNNING
-                tracker.attempt("closing the study run", lambda: tracker.finish_study("FAILED"), force=True)
-                raise
-    from sweeps.recovery import repair  # recovery builds on this module
-
-    tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
-    started = time.perf_counter()
-    shape = options.sweep.stream_shape()
-    progress = _progress(options, finished_count(study))
-    new_trials, failures, interrupted, trial_seconds = 0, 0, 0, 0.0
-    runs: list[TrialRun] = []
-    heartbeats = Heartbeats(storage, options.heartbeat_interval)
-
-    def on_trial_done(run: TrialRun, status_override: str | None = None) -> None:
-        nonlocal new_trials, trial_seconds
-        heartbeats.discard(trial_id(run.trial))
-        tracker.attempt(f"trial {run.number}", lambda: _log_trial(tracker, run, options, status_override))
-        if run.state in ("COMPLETE", "PRUNED"):
-            new_trials += 1
-            trial_seconds += run.wall_time_s
-            progress.n = min(finished_count(study), options.n_trials)  # other workers' trials count too
-            best = _best_value(study)
-            progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
-
-    stop = _StopRequest()
-    grid_note = ""
-    try:
-        with heartbeats:
-            while finished_count(study) < options.n_trials:
-                stop.check()
-                trials = _ask_budgeted(study, options, storage, heartbeats)
-                if not trials and _grid_used_up(study, options) and not _running(study):
-                    grid_note = (
-                        f"the grid of {_grid_size(options)} points is used up: the study holds "
-                        f"{finished_count(study)} finished trials, fewer than the {options.n_trials} asked for"
+        self.storage = open_storage(options)
+        existing = find_study(options, self.storage)  # reads only: a bad input changes no store
+        if existing is None and options.join_only:
+            raise ConfigError(f"unknown study '{options.study_name}'")
+        self.tags = {
+            TAG_STUDY: options.study_name,
+            TAG_SAMPLER: self.settings.sampler,
+            TAG_PRUNER: self.settings.pruner,
+            TAG_STORAGE: redact(options.storage),
+        }
+        with budget_lock(options.storage, self.storage, options.study_name):  # several workers may start at once
+            self.study = find_study(options, self.storage, locked=True) or create_study(options, self.storage)
+            self.tracker = StudyTracker(
+                options.tracking_uri,
+                options.study_name,
+                tags=self.tags,
+                searched=[p.name for p in options.sweep.space],
+                sweeping=True,
+            )
+            if not options.join_only:  # only once MLflow took the study too: a refused start records no budget
+                try:
+                    record_run_options(self.study, options)
+                except Exception:  # a full Optuna store, say: the parent run just (re)opened must not stay RUNNING
+                    self.tracker.attempt(
+                        "closing the study run", lambda: self.tracker.finish_study("FAILED"), force=True
                     )
-                    break
-                if not trials:
-                    time.sleep(min(IDLE_POLL_S, options.heartbeat_interval))  # the rest runs elsewhere
-                    continue
-                runs = _prepare_runs(study, options, tracker, trials, heartbeats)
-                if not runs:
-                    failures += len(trials)
-                    if failures > 2 * options.n_trials + 10:
-                        raise ConfigError("too many sampled configurations were invalid; check the search space")
-                    continue
-                run_batch(study, runs, on_trial_done=on_trial_done, shape=shape, check_stop=stop.check)
-        notes = _log_best_agent(study, tracker) + ([grid_note] if grid_note else [])
-        tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
-    except KeyboardInterrupt:
-        interrupted = stop.signum or signal.SIGINT
-        previous = _set_stop_handlers(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut the cleanup short
-        try:
-            fail_unfinished(study, runs, lambda run: on_trial_done(run, "KILLED"))
-            # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
-            tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
-            tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"), force=True)
-        finally:
-            _set_stop_handlers(previous)
-        notes = []
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        _close_after_store_failure(study, runs, tracker, on_trial_done)
-        raise StoreFull(disk_full_message(exc, options.storage)) from None
-    except JournalPartialLine:  # another process's write was cut off: stop before anything lands on it
-        _close_after_store_failure(study, runs, tracker, on_trial_done)
-        raise
-    finally:
-        stop.release()
-        progress.close()
-    if tracker.failed_calls:
-        notes.append(
-            f"MLflow tracking failed or was skipped {tracker.failed_calls} times; "
-            f"`dqn-sweep sync --study-name {options.study_name}` re-creates the missing runs"
+                    raise
+        self.heartbeats = Heartbeats(self.storage, options.heartbeat_interval)
+        self.race = SeedRace(
+            self.study,
+            ask=self._ask,
+            seeds_in_flight=self.settings.seeds_in_flight,
+            startup_seeds=self.settings.startup_seeds,
+            racing=self.settings.pruner != "none",
+            on_trial_done=self._on_trial_done,
         )
-    counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in _COUNTED}
-    best = best_trial(study)
-    return SweepSummary(
-        study_name=options.study_name,
-        counts=counts,
-        new_trials=new_trials,
-        seconds=time.perf_counter() - started,
-        tracking_seconds=dict(tracker.seconds),
-        trial_seconds=trial_seconds,
-        best_number=best.number if best else None,
-        best_value=best.value if best else None,
-        best_params=dict(best.params) if best else {},
-        experiment_id=tracker.experiment_id,
-        interrupted=interrupted,
-        notes=notes,
-    )
+        self.new_trials = 0
+        self.trial_seconds = 0.0
+        self.failures = 0
+        self.seed_runs = 0
+        self.env_steps = 0
+        self.seeds_per_trial: dict[int, int] = {}
+        self.grid_note = ""
+        self.progress = None
+
+    def run(self) -> SweepSummary:
+        from sweeps.recovery import repair
+
+        options, study, tracker = self.options, self.study, self.tracker
+        tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
+        started = time.perf_counter()
+        self.progress = _progress(options, finished_count(study))
+        stop = _StopRequest()
+        self.race.check_stop = stop.check
+        interrupted, verdict = 0, None
+        try:
+            with self.heartbeats:
+                self._train(stop)
+            notes = _log_best_agent(study, tracker) + ([self.grid_note] if self.grid_note else [])
+            verdict = self._verdict(stop)
+            tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
+        except KeyboardInterrupt:
+            interrupted = stop.signum or signal.SIGINT
+            previous = _set_stop_handlers(signal.SIG_IGN)  # a further Ctrl-C (or SIGTERM) must not cut cleanup short
+            try:
+                fail_unfinished(study, self.race.runs, lambda run: self._on_trial_done(run, "KILLED"))
+                # A forced stop can land while a finished trial was being logged: close runs from Optuna's record.
+                tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
+                tracker.attempt("closing the study run", lambda: tracker.finish_study("KILLED"), force=True)
+            finally:
+                _set_stop_handlers(previous)
+            notes = []
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            _close_after_store_failure(study, self.race.runs, tracker, self._on_trial_done)
+            raise StoreFull(disk_full_message(exc, options.storage)) from None
+        except JournalPartialLine:  # another process's write was cut off: stop before anything lands on it
+            _close_after_store_failure(study, self.race.runs, tracker, self._on_trial_done)
+            raise
+        finally:
+            stop.release()
+            self.progress.close()
+        if tracker.failed_calls:
+            notes.append(
+                f"MLflow tracking failed or was skipped {tracker.failed_calls} times; "
+                f"`dqn-sweep sync --study-name {options.study_name}` re-creates the missing runs"
+            )
+        counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in _COUNTED}
+        best = best_trial(study)
+        return SweepSummary(
+            study_name=options.study_name,
+            counts=counts,
+            new_trials=self.new_trials,
+            seconds=time.perf_counter() - started,
+            tracking_seconds=dict(tracker.seconds),
+            trial_seconds=self.trial_seconds,
+            best_number=best.number if best else None,
+            best_value=best.value if best else None,
+            best_params=dict(best.params) if best else {},
+            experiment_id=tracker.experiment_id,
+            interrupted=interrupted,
+            notes=notes,
+            seed_runs=self.seed_runs,
+            env_steps=self.env_steps,
+            seeds_per_trial=dict(self.seeds_per_trial),
+            verdict=verdict,
+        )
+
+    def _verdict(self, stop: _StopRequest) -> Any:
+        """The winner and the book on unseen seeds (`verdict.py`), stored in the study and on its parent run."""
+        from sweeps.verdict import decide
+
+        n = self.settings.validate_seeds
+        if not self.options.verdict or n < 1 or best_trial(self.study) is None:
+            return None
+        stop.check()
+        self.progress.close()  # the verdict's line must not land inside the bar
+        if self.options.progress:
+            print(f"verdict: training the winner and the book on {n} unseen seeds ...", file=sys.stderr, flush=True)
+        verdict = decide(self.study, n, shape=self.options.sweep.stream_shape())
+        if verdict is not None:
+            self.tracker.attempt(
+                "logging the verdict",
+                lambda: self.tracker.log_study_result(
+                    {TAG_VERDICT: verdict.line, TAG_VERDICT_OUTCOME: verdict.outcome}, verdict.metrics()
+                ),
+            )
+        return verdict
+
+    def _train(self, stop: _StopRequest) -> None:
+        """Stream until the study holds its budget; between streams (the source ran dry while trials of other
+        workers still run) look again now and then, since a dead worker's trial comes back as a retry."""
+        from dqn_core.stream import StreamError, train_stream
+
+        shape = self.options.sweep.stream_shape()
+        while finished_count(self.study) < self.settings.n_trials:
+            stop.check()
+            self.race.budget_spent = False
+            try:
+                trained = train_stream(
+                    self.race.next_item,
+                    shape=shape,
+                    slots=self.settings.slots,
+                    on_episode=self.race.on_episode,
+                    on_done=self._on_seed_done,
+                )
+            except StreamError as exc:  # a store failure inside a callback: handled as if raised here
+                raise (exc.__cause__ or exc) from None
+            if finished_count(self.study) >= self.settings.n_trials:
+                break
+            if _grid_used_up(self.study, self.options) and not _running(self.study):
+                self.grid_note = (
+                    f"the grid of {_grid_size(self.options)} points is used up: the study holds "
+                    f"{finished_count(self.study)} finished trials, fewer than the {self.settings.n_trials} asked for"
+                )
+                break
+            if not trained:
+                time.sleep(min(IDLE_POLL_S, self.options.heartbeat_interval))  # the rest runs elsewhere
+
+    def _on_seed_done(self, item: Any, result: Any) -> None:
+        self.seed_runs += 1
+        self.env_steps += result.total_env_steps
+        self.race.on_done(item, result)
+
+    def _ask(self) -> TrialRun | None:
+        """Under the study's lock: fail dead workers' trials (they are re-queued), then ask one trial if the budget
+        allows. The new trial gets its first heartbeat before the lock is released, so no other worker can see it
+        silent. Sampled parameters that make an invalid config fail the trial, and the next one is asked."""
+        while True:
+            with budget_lock(self.options.storage, self.storage, self.options.study_name):
+                fail_stale_trials(self.study)
+                if committed_count(self.study) >= self.settings.n_trials or _grid_used_up(self.study, self.options):
+                    return None
+                with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat
+                    warnings.simplefilter("ignore", UserWarning)
+                    trial = self.study.ask()
+                self.heartbeats.add(trial_id(trial))
+            run = self._prepare(trial)
+            if run is not None:
+                return run
+            self.failures += 1
+            if self.failures > 2 * self.settings.n_trials + 10:
+                raise ConfigError("too many sampled configurations were invalid; check the search space")
+
+    def _prepare(self, trial: optuna.Trial) -> TrialRun | None:
+        """Sample the trial's parameters and open its MLflow run (when tracking is up); an invalid sample FAILs."""
+        options, tracker = self.options, self.tracker
+        params = {spec.name: spec.suggest(trial) for spec in options.sweep.space}
+        try:
+            config = options.sweep.config_for(params)
+        except ConfigError as exc:
+            trial.set_user_attr(TRIAL_FAIL_REASON, str(exc))
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.heartbeats.discard(trial_id(trial))
+            return None
+        baseline = trial.user_attrs.get(TRIAL_BASELINE) == BOOK
+        run = TrialRun(trial=trial, config=config, max_seeds=self.settings.max_seeds, baseline=baseline)
+        trial.set_user_attr(TRIAL_WORKER, worker_name())
+        tags = {TAG_SAMPLER: self.settings.sampler, TAG_PRUNER: self.settings.pruner}
+        trial.set_user_attr(TRIAL_TRACKING_TAGS, tags)
+        searched = [p.name for p in options.sweep.space]
+        run.run_id = tracker.attempt(
+            f"starting trial {trial.number}",
+            lambda: tracker.start_trial(
+                trial.number, config.to_dict(), searched, options.seeds, tags={TAG_STUDY: options.study_name, **tags}
+            ),
+        )
+        if run.run_id is not None:
+            trial.set_user_attr(TRIAL_RUN_ID, run.run_id)
+        return run
+
+    def _on_trial_done(self, run: TrialRun, status_override: str | None = None) -> None:
+        self.heartbeats.discard(trial_id(run.trial))
+        self.tracker.attempt(
+            f"trial {run.number}", lambda: _log_trial(self.tracker, run, self.options, status_override)
+        )
+        if run.state in ("COMPLETE", "PRUNED"):
+            self.new_trials += 1
+            self.trial_seconds += run.wall_time_s
+            self.seeds_per_trial[run.number] = len(run.values)
+            self.progress.n = min(finished_count(self.study), self.settings.n_trials)  # other workers' count too
+            best = _best_value(self.study)
+            self.progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
 
 
 def _close_after_store_failure(
@@ -508,7 +615,7 @@ def _grid_size(options: SweepOptions) -> int:
 
 def _grid_used_up(study: optuna.Study, options: SweepOptions) -> bool:
     """The grid sampler has handed out every point and nothing is queued: asking more would repeat a point."""
-    if options.sampler != "grid":
+    if options.study.sampler != "grid":
         return False
     if study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         return False
@@ -517,55 +624,6 @@ def _grid_used_up(study: optuna.Study, options: SweepOptions) -> bool:
 
 def _running(study: optuna.Study) -> bool:
     return bool(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-
-
-def _ask_budgeted(study: optuna.Study, options: SweepOptions, storage, heartbeats: Heartbeats) -> list:
-    """Under the study's lock: fail dead workers' trials (they are re-queued), then ask what the budget allows.
-
-    Each new trial gets its first heartbeat before the lock is released, so no other worker can see it silent.
-    """
-    with budget_lock(options.storage, storage, options.study_name):
-        fail_stale_trials(study)
-        wanted = min(options.trials_per_batch, options.n_trials - committed_count(study))
-        trials = []
-        for _ in range(max(wanted, 0)):
-            if _grid_used_up(study, options):
-                break
-            with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat ourselves
-                warnings.simplefilter("ignore", UserWarning)
-                trial = study.ask()
-            heartbeats.add(trial_id(trial))
-            trials.append(trial)
-        return trials
-
-
-def _prepare_runs(
-    study: optuna.Study, options: SweepOptions, tracker: StudyTracker, trials: list, heartbeats: Heartbeats
-) -> list[TrialRun]:
-    """Sample each trial's parameters and open its MLflow run (when tracking is up); invalid samples FAIL."""
-    runs = []
-    searched = [p.name for p in options.sweep.space]
-    tags = {TAG_STUDY: options.study_name, TAG_SAMPLER: options.sampler, TAG_PRUNER: options.pruner}
-    for trial in trials:
-        params = {spec.name: spec.suggest(trial) for spec in options.sweep.space}
-        try:
-            config = options.sweep.config_for(params)
-        except ConfigError as exc:
-            trial.set_user_attr("fail_reason", str(exc))
-            study.tell(trial, state=TrialState.FAIL)
-            heartbeats.discard(trial_id(trial))
-            continue
-        run = TrialRun(trial=trial, config=config, seeds=options.seeds)
-        trial.set_user_attr("worker", worker_name())
-        trial.set_user_attr("tracking_tags", {TAG_SAMPLER: options.sampler, TAG_PRUNER: options.pruner})
-        run.run_id = tracker.attempt(
-            f"starting trial {trial.number}",
-            lambda t=trial, c=config: tracker.start_trial(t.number, c.to_dict(), searched, options.seeds, tags=tags),
-        )
-        if run.run_id is not None:
-            trial.set_user_attr("mlflow_run_id", run.run_id)
-        runs.append(run)
-    return runs
 
 
 _COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
@@ -591,13 +649,12 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
         curves[f"seed_{seed}/loss"] = curve.loss
     summary = summary_metrics(
         value=run.value,
-        state=run.state,
-        per_seed=dict(zip(map(str, run.seeds), run.per_seed, strict=True)),
-        bounds={str(s): c.bound for s, c in run.curves.items()},
+        per_seed=run.per_seed,
         extra={
             "wall_time_s": run.wall_time_s,
             "env_steps": float(run.env_steps),
             "episodes": float(max((len(c.steps) for c in run.curves.values()), default=0)),
+            "seeds": float(len(run.values)),
         },
     )
     tracker.log_curves(run.run_id, curves, summary)
@@ -606,7 +663,7 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
         tracker.log_files(
             run.run_id,
             {
-                "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), run.seeds),
+                "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), sorted(run.values)),
                 "learning_curve.png": lambda p: artifacts.write_learning_curve(
                     p,
                     {s: c.steps for s, c in run.curves.items()},
@@ -620,16 +677,11 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
 
 def representative_seed(trial: optuna.trial.FrozenTrial) -> int:
     """The seed whose value is the trial's median: its agent is the one worth watching."""
-    per_seed = {int(k): v for k, v in trial.user_attrs.get("episodes_to_solve_per_seed", {}).items()}
+    per_seed = per_seed_values(trial)
     if not per_seed:
         return 0
     ordered = sorted(per_seed, key=lambda s: (per_seed[s], s))
     return ordered[(len(ordered) - 1) // 2]
-
-
-def trial_config(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> TrainConfig:
-    base = TrainConfig.from_mapping(study.user_attrs[ATTR_BASE_CONFIG], source=f"study {study.study_name}")
-    return base.replace(**trial.params)
 
 
 def retrain_agent(study: optuna.Study, trial: optuna.trial.FrozenTrial, seed: int) -> tuple[TrainedAgent, int | None]:
@@ -648,11 +700,11 @@ def write_replay(
     agent, solved_at = retrain_agent(study, trial, seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     steps = artifacts.write_episode_gif(out, agent, seed=seed)
-    expected = trial.user_attrs.get("episodes_to_solve_per_seed", {}).get(str(seed))
+    expected = per_seed_values(trial).get(seed)
     note = ""
     if expected is not None and solved_at is not None and solved_at != expected:
         note = f"warning: re-training seed {seed} solved at {solved_at}, the sweep recorded {expected}"
-    run_id = trial.user_attrs.get("mlflow_run_id")
+    run_id = trial.user_attrs.get(TRIAL_RUN_ID)
     if run_id:
         files: dict[str, Callable[[Path], Any]] = {
             "greedy_episode.gif": lambda p: p.write_bytes(out.read_bytes()),
@@ -669,7 +721,7 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
     best = best_trial(study)
     if best is None:
         return ["no trial completed, so no best agent was saved"]
-    run_id = best.user_attrs.get("mlflow_run_id")
+    run_id = best.user_attrs.get(TRIAL_RUN_ID)
     if run_id is None:
         return [f"best trial {best.number} has no MLflow run (tracking was down); its agent was not logged"]
 
@@ -693,8 +745,8 @@ def _progress(options: SweepOptions, already: int):
     from tqdm import tqdm
 
     return tqdm(
-        total=options.n_trials,
-        initial=min(already, options.n_trials),
+        total=options.study.n_trials,
+        initial=min(already, options.study.n_trials),
         desc=options.study_name,
         unit="trial",
         disable=not options.progress,
@@ -706,6 +758,14 @@ def _progress(options: SweepOptions, already: int):
 
 def describe_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v or k in ("COMPLETE", "PRUNED"))
+
+
+def describe_seeds(seeds_per_trial: dict[int, int]) -> str:
+    """e.g. "2 x 4, 1 x 7, 5 x 16": how many trials stopped at each seed count (pruned early, or complete)."""
+    counts: dict[int, int] = {}
+    for n in seeds_per_trial.values():
+        counts[n] = counts.get(n, 0) + 1
+    return ", ".join(f"{trials} x {seeds}" for seeds, trials in sorted(counts.items())) or "none"
 
 
 def trials_per_minute(n: int, seconds: float) -> float:

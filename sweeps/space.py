@@ -2,8 +2,8 @@
 
 A sweep YAML has three sections (`sweeps/configs/default.yaml` is the reference):
 
-    study:         # defaults for `dqn-sweep run` options (the command line wins)
-      n_trials: 32
+    study:         # `StudyOptions` for `dqn-sweep run` (the command line wins), and optionally study_name
+      n_trials: 64
     trainer:       # TrainConfig keys; anything not set keeps the book's value
       max_episodes: 300
     search_space:  # TrainConfig keys -> distributions
@@ -25,6 +25,7 @@ from dqn_core.config import TrainConfig, coerce_value, field_names
 from dqn_core.errors import ConfigError
 from dqn_core.shape import StreamShape
 from dqn_core.yamlfile import read_mapping
+from sweeps.record import StudyOptions
 
 PARAM_KINDS = ("float", "int", "categorical")
 SHARED_IN_POPULATION = ("env_id",)  # compiled into the graph; cannot vary between trials
@@ -82,7 +83,8 @@ class SweepFile:
     path: str
     base: TrainConfig
     space: tuple[ParamSpec, ...]
-    study: dict[str, Any] = field(default_factory=dict)
+    study: StudyOptions = field(default_factory=StudyOptions)
+    study_name: str | None = None  # the `study:` section's name; else the file's stem
     definition: dict[str, Any] = field(default_factory=dict)  # the parsed YAML, kept so workers need no file
 
     def stream_shape(self) -> StreamShape:
@@ -98,17 +100,6 @@ class SweepFile:
             raise ConfigError(f"{self.path}: sampled parameters {dict(params)} are invalid: {exc}") from None
 
 
-STUDY_KEYS = {
-    "n_trials": int,
-    "n_seeds": int,
-    "trials_per_batch": int,
-    "sampler": str,
-    "pruner": str,
-    "seed": int,
-    "study_name": str,
-}
-
-
 def load_sweep(path: str | Path) -> SweepFile:
     return sweep_from_mapping(read_mapping(path), source=str(path))
 
@@ -121,7 +112,11 @@ def sweep_from_mapping(data: Mapping[str, Any], *, source: str) -> SweepFile:
     trainer = data.get("trainer") or {}
     base = TrainConfig.from_mapping(trainer, source=f"{source} [trainer]")
     space = parse_space(data.get("search_space") or {}, source=f"{source} [search_space]")
-    study = _parse_study(data.get("study") or {}, source=f"{source} [study]")
+    study_section = dict(data.get("study") or {}) if isinstance(data.get("study") or {}, Mapping) else data["study"]
+    study_name = study_section.pop("study_name", None) if isinstance(study_section, dict) else None
+    if study_name is not None and not isinstance(study_name, str):
+        raise ConfigError(f"{source} [study]: study_name must be a string, got {study_name!r}")
+    study = StudyOptions.from_mapping(study_section, source=f"{source} [study]")
     if not space:  # a sweep of nothing would train the same configuration over and over
         raise ConfigError(f"{source}: no search_space (a sweep needs at least one searched parameter)")
     for spec in space:  # every corner of the space must be a valid trainer config
@@ -130,7 +125,7 @@ def sweep_from_mapping(data: Mapping[str, Any], *, source: str) -> SweepFile:
                 base.replace(**{spec.name: value})
             except ConfigError as exc:
                 raise ConfigError(f"{source} [search_space] {spec.name}={value!r} is invalid: {exc}") from None
-    return SweepFile(path=source, base=base, space=space, study=study, definition=dict(data))
+    return SweepFile(path=source, base=base, space=space, study=study, study_name=study_name, definition=dict(data))
 
 
 def parse_space(data: Mapping[str, Any], *, source: str) -> tuple[ParamSpec, ...]:
@@ -199,22 +194,6 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
     if isinstance(coerce_value(name, low), int):
         raise ConfigError(f"{where}: '{name}' is an integer parameter; use type int")
     return ParamSpec(name=name, kind=kind, low=float(low), high=float(high), log=log, step=step)
-
-
-def _parse_study(data: Mapping[str, Any], *, source: str) -> dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: expected a mapping")
-    out = {}
-    for key, value in data.items():
-        if key not in STUDY_KEYS:
-            raise ConfigError(f"{source}: unknown key '{key}' (allowed: {', '.join(STUDY_KEYS)})")
-        kind = STUDY_KEYS[key]
-        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{source}: {key} must be an integer, got {value!r}")
-        if kind is str and not isinstance(value, str):
-            raise ConfigError(f"{source}: {key} must be a string, got {value!r}")
-        out[key] = value
-    return out
 
 
 def _corners(spec: ParamSpec) -> list[Any]:

@@ -1,37 +1,23 @@
 """Samplers and pruners by name, as the CLI and sweep files spell them.
 
-Intermediate values reported by the objective are lower bounds on the final objective (see `objective.py`), so a
-trial whose bound already reaches the best finished value can never win: `ReachablePruner` stops it there.
+The objective reports each finished seed's episodes-to-solve at step = seed, so the pruner is Optuna's
+WilcoxonPruner: a paired signed-rank test against the best trial over the seeds both have. The earlier `median`
+(MedianPruner on a within-episode bound) never fired on a default sweep and `reachable` (a bound on the median over
+3 seeds) has no meaning once trials differ in their seed counts; both were retired with seeds as the budget.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
 from sweeps.optuna_adapter import GridSampler
+from sweeps.record import PRUNERS, StudyOptions
 from sweeps.space import ParamSpec
 
 SAMPLERS = ("tpe", "random", "cmaes", "qmc", "grid")
-PRUNERS = ("none", "median", "reachable")
-
-
-class ReachablePruner(optuna.pruners.BasePruner):
-    """Prune once a trial's best still-reachable value cannot beat the best finished trial (minimisation).
-
-    The objective reports, per episode, the median over seeds of "episodes so far + successes still needed" (or
-    the episode of solving); the final value can only be greater or equal. Unlike the median rule this never
-    prunes a trial that could still become the best; it only saves the episodes that cannot matter.
-    """
-
-    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
-        step = trial.last_step
-        if step is None:
-            return False
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        values = [t.value for t in complete if t.value is not None]
-        return bool(values) and trial.intermediate_values[step] >= min(values)
 
 
 def make_sampler(name: str, *, seed: int | None, space: tuple[ParamSpec, ...]) -> optuna.samplers.BaseSampler:
@@ -51,12 +37,13 @@ def make_sampler(name: str, *, seed: int | None, space: tuple[ParamSpec, ...]) -
     raise ConfigError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    if name == "none":
+def make_pruner(settings: StudyOptions) -> optuna.pruners.BasePruner:
+    if settings.pruner == "none":
         return optuna.pruners.NopPruner()
-    if name == "median":
-        # Wait for a few finished trials and episodes: early episodes are mostly exploration noise.
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=20)
-    if name == "reachable":
-        return ReachablePruner()
-    raise ConfigError(f"unknown pruner '{name}' (choose from {', '.join(PRUNERS)})")
+    if settings.pruner == "wilcoxon":
+        with warnings.catch_warnings():  # "WilcoxonPruner is experimental": it is what this tool races with
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.pruners.WilcoxonPruner(
+                p_threshold=settings.p_threshold, n_startup_steps=settings.startup_seeds
+            )
+    raise ConfigError(f"unknown pruner '{settings.pruner}' (choose from {', '.join(PRUNERS)})")

@@ -38,6 +38,8 @@ TAG_SAMPLER = "dqn_sweep.sampler"
 TAG_PRUNER = "dqn_sweep.pruner"
 TAG_SEARCHED = "dqn_sweep.searched_params"
 TAG_STORAGE = "dqn_sweep.optuna_storage"
+TAG_VERDICT = "dqn_sweep.verdict"
+TAG_VERDICT_OUTCOME = "dqn_sweep.verdict_outcome"
 PARENT_TAG = "mlflow.parentRunId"
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
@@ -98,19 +100,17 @@ def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
 def summary_metrics(
     *,
     value: float | None,
-    state: str,
     per_seed: Mapping[str, float],
-    bounds: Mapping[str, float],
     extra: Mapping[str, float],
+    bounds: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
-    """The step-0 metrics of a trial run: the objective, per-seed values (or lower bounds when not complete)."""
+    """The step-0 metrics of a trial run: the objective and every finished seed's value (complete and pruned
+    trials alike); `bounds` are the lower bounds that studies made before seeds were raced kept instead."""
     summary = {k: float(v) for k, v in extra.items() if v is not None}
     if value is not None:
         summary["episodes_to_solve"] = float(value)
-    if state == "COMPLETE":
-        summary.update({f"seed_{s}/episodes_to_solve": float(v) for s, v in per_seed.items()})
-    else:
-        summary.update({f"seed_{s}/lower_bound": float(v) for s, v in bounds.items()})
+    summary.update({f"seed_{s}/episodes_to_solve": float(v) for s, v in per_seed.items()})
+    summary.update({f"seed_{s}/lower_bound": float(v) for s, v in (bounds or {}).items() if s not in per_seed})
     return summary
 
 
@@ -132,7 +132,7 @@ class StudyTracker:
 
         quiet_mlflow_logs()
         bounded_http_retries()
-        self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0}
+        self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0, "verdict": 0.0}
         self.uri = uri
         self.study_name = study_name
         self.failed_calls = 0
@@ -278,6 +278,18 @@ class StudyTracker:
             self.client.set_tag(run_id, TAG_STATE, "TRACKING_ERROR")
         with contextlib.suppress(Exception):
             self.client.set_terminated(run_id, status="FAILED")
+
+    def log_study_result(self, tags: Mapping[str, str], metrics: Mapping[str, float]) -> None:
+        """Tags and step-0 metrics on the study's parent run (the verdict)."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        with self._timed("verdict"):
+            self.client.log_batch(
+                self.parent_run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if math.isfinite(v)],
+                tags=[RunTag(k, v) for k, v in tags.items()],
+            )
 
     def finish_study(self, status: str = "FINISHED") -> None:
         with self._timed("setup"):

@@ -11,13 +11,16 @@ from sweeps.cli import main
 TINY_SWEEP = """
 study:
   n_trials: 6
-  n_seeds: 2
-  trials_per_batch: 3
+  max_seeds: 5
+  slots: 8
+  seeds_in_flight: 2
   sampler: tpe
-  pruner: reachable
+  pruner: wilcoxon
+  startup_seeds: 4
   seed: 7
+  validate_seeds: 0
 trainer:
-  max_episodes: 60
+  max_episodes: 100
 search_space:
   gamma: {type: float, low: 0.9, high: 0.999}
   epsilon_decay_rate: {type: float, low: 0.001, high: 0.01, log: true}
@@ -54,10 +57,10 @@ class Stores:
         return main(self.argv(*extra, study=study))
 
 
-# A sweep for several worker processes: one seed, one trial per batch, short trials (values are censored at 31,
-# which is fine: these tests are about bookkeeping, not learning).
+# A sweep for several worker processes: two seeds, two slots, short trials (values are censored at 31, which is
+# fine: these tests are about bookkeeping, not learning).
 WORKER_SWEEP = """
-study: {n_trials: 8, n_seeds: 1, trials_per_batch: 1, sampler: tpe, pruner: none, seed: 11}
+study: {n_trials: 8, max_seeds: 2, slots: 2, sampler: tpe, pruner: none, seed: 11, validate_seeds: 0}
 trainer: {max_episodes: 30}
 search_space:
   gamma: {type: float, low: 0.9, high: 0.999}

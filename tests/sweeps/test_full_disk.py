@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SWEEP = """
-study: {n_trials: 8, n_seeds: 1, trials_per_batch: 1, sampler: random, pruner: none, seed: 5}
+study: {n_trials: 8, max_seeds: 2, slots: 2, sampler: random, pruner: none, seed: 5, validate_seeds: 0}
 trainer: {max_episodes: 30}
 search_space:
   gamma: {type: float, low: 0.9, high: 0.999}

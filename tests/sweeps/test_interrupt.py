@@ -19,7 +19,7 @@ def test_sigint_keeps_finished_trials_and_closes_running_ones(tmp_path):
     from tests.helpers import Stores
 
     stores = Stores(tmp_path)
-    argv = stores.argv("--n-trials", "40", "--trials-per-batch", "2")
+    argv = stores.argv("--n-trials", "40", "--slots", "4")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "sweeps.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env

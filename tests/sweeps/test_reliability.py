@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 GRID_SWEEP = """
-study: {n_trials: 6, n_seeds: 1, trials_per_batch: 2, sampler: grid, pruner: none, seed: 3}
+study: {n_trials: 6, max_seeds: 2, slots: 4, sampler: grid, pruner: none, seed: 3, validate_seeds: 0}
 trainer: {max_episodes: 30}
 search_space:
   gamma: {type: float, low: 0.9, high: 0.99, step: 0.09}
@@ -33,7 +33,7 @@ search_space:
 """
 
 SMALL_SWEEP = """
-study: {n_trials: 3, n_seeds: 1, trials_per_batch: 1, sampler: random, pruner: none, seed: 5}
+study: {n_trials: 3, max_seeds: 2, slots: 2, sampler: random, pruner: none, seed: 5, validate_seeds: 0}
 trainer: {max_episodes: 30}
 search_space:
   gamma: {type: float, low: 0.9, high: 0.999}
@@ -201,7 +201,7 @@ def test_a_writer_never_appends_onto_a_line_another_process_left_cut_off(tmp_pat
 
 
 def test_a_study_whose_creator_died_half_way_is_completed_by_the_next_run(tmp_path, capsys):
-    from sweeps.runner import ATTR_BASE_CONFIG
+    from sweeps.record import ATTR_BASE_CONFIG
 
     config = tmp_path / "small.yaml"
     config.write_text(SMALL_SWEEP.replace("n_trials: 3", "n_trials: 1"))

@@ -32,14 +32,16 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
     book = TrainConfig()
     assert trials[0].params == {name: getattr(book, name) for name in SEARCHED}  # the baseline is trial 0
     for trial in finished:
+        per_seed = trial.user_attrs["episodes_to_solve_per_seed"]
+        assert all(5 <= v <= 101 for v in per_seed.values())
+        assert trial.user_attrs["censored"] == any(v == 101 for v in per_seed.values())
+        # Every finished seed is an intermediate value at step = seed (WilcoxonPruner's contract).
+        assert trial.intermediate_values == {int(s): float(v) for s, v in per_seed.items()}
         if trial.state == TrialState.COMPLETE:
-            per_seed = trial.user_attrs["episodes_to_solve_per_seed"]
-            assert set(per_seed) == {"0", "1"} and all(5 <= v <= 61 for v in per_seed.values())
-            assert trial.value == (per_seed["0"] + per_seed["1"]) / 2  # the median of two seeds
-            assert trial.user_attrs["censored"] == any(v == 61 for v in per_seed.values())
-        else:
-            bounds = trial.user_attrs["lower_bound_per_seed"]
-            assert set(bounds) == {"0", "1"} and all(5 <= v <= 61 for v in bounds.values())
+            assert set(per_seed) == {"0", "1", "2", "3", "4"}
+            assert trial.value == sorted(per_seed.values())[2]  # the median of five seeds
+        else:  # pruned: the seeds it finished, a prefix of 0, 1, 2, ... (seeds are handed out in order)
+            assert 4 <= len(per_seed) < 5  # (Optuna gives a pruned trial its last intermediate value)
 
     client = MlflowClient(tiny_sweep.tracking_uri)
     experiment = client.get_experiment_by_name("tiny")
@@ -51,15 +53,19 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
         run = runs[trial.number]
         assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
         assert run.data.tags["dqn_sweep.state"] == trial.state.name
-        assert run.data.tags["dqn_sweep.sampler"] == "tpe" and run.data.tags["dqn_sweep.pruner"] == "reachable"
+        assert run.data.tags["dqn_sweep.sampler"] == "tpe" and run.data.tags["dqn_sweep.pruner"] == "wilcoxon"
         assert run.info.status == "FINISHED"
         for name in SEARCHED:
             assert float(run.data.params[name]) == pytest.approx(float(trial.params[name]))
-        assert run.data.params["seeds"] == "0,1" and run.data.params["max_episodes"] == "60"
+        assert run.data.params["seeds"] == "0,1,2,3,4" and run.data.params["max_episodes"] == "100"
         history = client.get_metric_history(run.info.run_id, "seed_0/steps")
         assert [m.step for m in history] == list(range(1, len(history) + 1)) and len(history) >= 1
         assert all(1 <= m.value <= 200 for m in history)
-        assert {"seed_1/epsilon", "wall_time_s", "env_steps"} <= set(run.data.metrics)
+        assert {"seed_1/epsilon", "wall_time_s", "env_steps", "seeds"} <= set(run.data.metrics)
+        per_seed = trial.user_attrs["episodes_to_solve_per_seed"]
+        assert run.data.metrics["seeds"] == len(per_seed)
+        for seed, value in per_seed.items():  # the per-seed values are in MLflow too
+            assert run.data.metrics[f"seed_{seed}/episodes_to_solve"] == value
         if trial.state == TrialState.COMPLETE:
             assert run.data.metrics["episodes_to_solve"] == trial.value
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
@@ -72,15 +78,19 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
 
 def test_pruned_trials_are_pruned_in_both_stores(tiny_sweep):
     study = _study(tiny_sweep)
+    from sweeps.stats import paired_test
+
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-    assert pruned, "the tiny sweep includes a learning rate of 1e-5, which the reachable pruner must stop"
+    assert pruned, "the tiny sweep includes a learning rate of 1e-5, which the Wilcoxon pruner must stop"
     client = MlflowClient(tiny_sweep.tracking_uri)
     runs = _trial_runs(client, client.get_experiment_by_name("tiny").experiment_id)
-    best = study.best_value
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     for trial in pruned:
         assert runs[trial.number].data.tags["dqn_sweep.state"] == "PRUNED"
-        last = trial.intermediate_values[trial.last_step]
-        assert last >= best  # pruned only once the lower bound could no longer beat a finished trial
+        # Pruned only where some complete trial was better on the common seeds, every one of them here (with 4
+        # seeds, a one-sided signed-rank p < 0.1 needs all four differences on one side).
+        mine = trial.intermediate_values
+        assert any(all(mine[s] > other.intermediate_values[s] for s in mine) for other in complete)
 
 
 def test_best_trial_alone_reproduces_its_value(tiny_sweep):
@@ -88,7 +98,7 @@ def test_best_trial_alone_reproduces_its_value(tiny_sweep):
     best = study.best_trial
     for seed, value in best.user_attrs["episodes_to_solve_per_seed"].items():
         _, solved_at = retrain_agent(study, best, int(seed))
-        assert (solved_at or 61) == value
+        assert (solved_at or 101) == value
 
 
 def test_resume_adds_only_missing_trials(tiny_sweep, tmp_path):
@@ -105,7 +115,7 @@ def test_resume_adds_only_missing_trials(tiny_sweep, tmp_path):
     before = _study(stores).get_trials(deepcopy=False)
     assert stores.run("--n-trials", "6") == 0  # already complete: nothing to do
     assert len(_study(stores).get_trials(deepcopy=False)) == len(before)
-    assert stores.run("--n-trials", "8", "--trials-per-batch", "2") == 0
+    assert stores.run("--n-trials", "8", "--slots", "4") == 0
     trials = _study(stores).get_trials(deepcopy=False)
     assert [t.number for t in trials] == list(range(len(trials)))
     assert len([t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 8
@@ -158,9 +168,11 @@ def _checksums(folder):
     [
         (["--sampler", "annealing"], "unknown sampler 'annealing'"),
         (["--pruner", "hyperband"], "unknown pruner 'hyperband'"),
-        (["--n-trials", "0"], "n-trials must be >= 1"),
-        (["--n-seeds", "0"], "n-seeds must be >= 1"),
-        (["--trials-per-batch", "-2"], "trials-per-batch must be >= 1"),
+        (["--n-trials", "0"], "n-trials must be in [1, 100000], got 0"),
+        (["--max-seeds", "1"], "max-seeds must be in [2, 1000], got 1"),
+        (["--slots", "-2"], "slots must be in [1, 1024], got -2"),
+        (["--p-threshold", "1.5"], "p-threshold must be in [0, 1], got 1.5"),
+        (["--startup-seeds", "9"], "startup-seeds (9) must not exceed max-seeds (5)"),
         (["--n-trials", "ten"], "invalid int value"),
         (["--storage", "journal:/no/such/dir/j.log"], "journal folder does not exist"),
         (["--storage", "postgresql://bob:hunter2@127.0.0.1:1/optuna"], "cannot open Optuna storage"),
@@ -180,7 +192,7 @@ def test_run_bad_input_is_one_line_and_changes_nothing(tiny_sweep, capsys, extra
 def test_resuming_with_another_sweep_config_is_refused(tiny_sweep, capsys, tmp_path):
     before = _checksums(tiny_sweep.root)
     other = tmp_path / "other.yaml"
-    other.write_text(tiny_sweep.config.read_text().replace("max_episodes: 60", "max_episodes: 61"))
+    other.write_text(tiny_sweep.config.read_text().replace("max_episodes: 100", "max_episodes: 101"))
     argv = tiny_sweep.argv()
     argv[argv.index("--config") + 1] = str(other)
     assert main(argv) == 2
@@ -211,7 +223,7 @@ def test_unknown_study_for_best_and_replay(tiny_sweep, capsys, tmp_path):
 
 
 KNOBS_SWEEP = """
-study: {n_trials: 4, n_seeds: 1, trials_per_batch: 4, sampler: random, pruner: none, seed: 3}
+study: {n_trials: 4, max_seeds: 2, slots: 8, sampler: random, pruner: none, seed: 3, validate_seeds: 0}
 trainer: {max_episodes: 12}
 search_space:
   hidden_sizes: {type: categorical, choices: ["16,16,16", "32,32"]}
