@@ -1,7 +1,9 @@
-"""The default sweep, timed: `sweeps/configs/default.yaml` (32 trials x 3 seeds) into fresh stores in a temp dir.
+"""The default sweep, timed: `sweeps/configs/default.yaml` into fresh stores in a temp dir, verdict included.
 
-Run: `.venv/bin/python benchmarks/sweep.py [--n-trials 32]`. Prints wall time, trials/min and MLflow tracking
-overhead (the trials' runs vs the whole sweep; opening a new store and the best agent's GIF are shown apart).
+Run: `.venv/bin/python benchmarks/sweep.py [--n-trials N] [--no-baseline]`. Prints the sweep's wall time, its
+(trial, seed) runs, its agent-steps/s as a ratio of a uniform population of book agents trained in the same
+process (64 agents, the sweep's slot count), a seeds-per-trial histogram, MLflow's share of the wall time and the
+verdict. The uniform figure is measured first and apart; its compilation is not counted.
 """
 
 from __future__ import annotations
@@ -12,26 +14,39 @@ import time
 from pathlib import Path
 
 from sweeps.cli import DEFAULT_SWEEP
-from sweeps.runner import SweepOptions, describe_counts, run_sweep
+from sweeps.runner import SweepOptions, describe_counts, describe_seeds, run_sweep
 from sweeps.space import load_sweep
+
+UNIFORM_SEEDS = range(1000, 1064)  # 64 book agents, seeds no trial uses
+
+
+def uniform_rate(shape) -> float:
+    """Agent-steps/s of 64 book agents trained to the end as one population, in the sweep's compiled shape; the
+    first (compiling) run is discarded."""
+    from dqn_core.config import TrainConfig
+    from dqn_core.trainer import train_population
+
+    config = TrainConfig(max_episodes=300)
+    members = [(config, seed) for seed in UNIFORM_SEEDS]
+    train_population(members[:2], shape=shape)  # compile for 2 slots, then the full population
+    started = time.perf_counter()
+    results = train_population(members, shape=shape)
+    seconds = time.perf_counter() - started
+    return sum(r.total_env_steps for r in results) / seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the uniform population")
     args = parser.parse_args()
     sweep = load_sweep(DEFAULT_SWEEP)
-    study = sweep.study
+    settings = sweep.study.replace(n_trials=args.n_trials)
     with tempfile.TemporaryDirectory() as folder:
         options = SweepOptions(
             sweep=sweep,
             study_name="benchmark",
-            n_trials=args.n_trials or study["n_trials"],
-            n_seeds=study["n_seeds"],
-            trials_per_batch=study["trials_per_batch"],
-            sampler=study["sampler"],
-            pruner=study["pruner"],
-            seed=study["seed"],
+            study=settings,
             storage=f"journal:{Path(folder) / 'optuna-journal.log'}",
             tracking_uri=f"sqlite:///{Path(folder) / 'mlflow.db'}",
             progress=False,
@@ -40,17 +55,29 @@ def main() -> None:
         summary = run_sweep(options)
         seconds = time.perf_counter() - started
     tracked = summary.tracking_seconds
+    rate = summary.env_steps / seconds
     print(
-        f"default sweep: {options.n_trials} trials x {options.n_seeds} seeds, batches of {options.trials_per_batch}, "
-        f"{options.sampler} + {options.pruner} pruner"
+        f"default sweep: {settings.n_trials} trials, up to {settings.max_seeds} seeds each, {settings.slots} slots, "
+        f"{settings.sampler} + {settings.pruner} pruner (p < {settings.p_threshold}, after {settings.startup_seeds} "
+        f"seeds), verdict on {settings.validate_seeds} unseen seeds"
     )
     print(f"  {describe_counts(summary.counts)}; best trial {summary.best_number}: {summary.best_value}")
-    print(f"  wall time {seconds:.1f} s (target <= 180 s), {summary.new_trials / seconds * 60:.1f} trials/min")
-    print(
-        f"  MLflow, trials' runs: {tracked['trials']:.2f} s = {100 * tracked['trials'] / seconds:.1f}% of the sweep, "
-        f"{100 * tracked['trials'] / max(summary.trial_seconds, 1e-9):.1f}% of the summed trial wall time"
-    )
+    print(f"  wall time {seconds:.1f} s (target <= 180 s), verdict included ({tracked['verdict']:.2f} s logging it)")
+    print(f"  (trial, seed) runs: {summary.seed_runs} (target >= 960), {summary.env_steps:,} env steps")
+    print(f"  seeds per finished trial (trials x seeds): {describe_seeds(summary.seeds_per_trial)}")
+    share = 100 * tracked["trials"] / seconds
+    print(f"  MLflow, trials' runs: {tracked['trials']:.2f} s = {share:.1f}% of the sweep (target <= 5%)")
     print(f"  MLflow, creating the store: {tracked['setup']:.2f} s; best agent + GIF: {tracked['best']:.2f} s")
+    if summary.verdict is not None:
+        print(f"  verdict: {summary.verdict.line}")
+    if args.no_baseline:
+        print(f"  sweep agent-steps/s: {rate:,.0f}")
+        return
+    uniform = uniform_rate(sweep.stream_shape())
+    print(
+        f"  sweep agent-steps/s: {rate:,.0f} = {100 * rate / uniform:.0f}% of a uniform population of 64 book "
+        f"agents in the same shape ({uniform:,.0f}), whole sweep wall time counted"
+    )
 
 
 if __name__ == "__main__":

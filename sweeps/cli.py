@@ -265,7 +265,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     options = SweepOptions(
         sweep=sweep,
         study_name=check_study_name(args.study_name or sweep.study_name or Path(args.config).stem),
-        study=sweep.study.replace(**{name: getattr(args, name) for name in option_names()}),
+        study=sweep.study.replace(as_flags=True, **{name: getattr(args, name) for name in option_names()}),
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
         progress=not args.no_progress,
@@ -413,15 +413,24 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from analysis.load import StudyData
-    from analysis.validate import validate
-    from sweeps.preflight import HOLDOUT_SEEDS_MAX, TOP_MAX, bounded
+    import pandas as pd
+
+    from sweeps.inspect import load_existing_study
+    from sweeps.preflight import HOLDOUT_SEEDS_MAX, TOP_MAX, bounded, probe_tracking_store
+    from sweeps.stores import tracking_uri
+    from sweeps.tracking import StudyTracker
+    from sweeps.validation import validate
 
     bounded("--top", args.top, 1, TOP_MAX)
     bounded("--seeds", args.seeds, 1, HOLDOUT_SEEDS_MAX)
-    data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
-    print(f"validating the top {args.top} trials of '{data.name}' and the book on {args.seeds} held-out seeds ...")
-    table = validate(data, top=args.top, seeds=args.seeds)
+    study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
+    uri = tracking_uri(args.tracking_uri)
+    probe_tracking_store(uri, study_name=study.study_name, must_exist=True)
+    tracker = StudyTracker(uri, study.study_name, tags={})
+    print(
+        f"validating the top {args.top} trials of '{study.study_name}' and the book on {args.seeds} held-out seeds ..."
+    )
+    table = pd.DataFrame(validate(study, tracker, top=args.top, seeds=args.seeds))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
     return 0
 

@@ -8,6 +8,7 @@ flags, the sweep YAML's `study:` section and the options a study records for its
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,7 @@ class StudyOptions:
         for spec in fields(self):
             _check(spec.name, getattr(self, spec.name), spec.type, spec.metadata)
         if self.pruner == "wilcoxon" and self.startup_seeds > self.max_seeds:
-            raise ConfigError(f"startup-seeds ({self.startup_seeds}) must not exceed max-seeds ({self.max_seeds})")
+            raise ConfigError(f"startup_seeds ({self.startup_seeds}) must not exceed max_seeds ({self.max_seeds})")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> StudyOptions:
@@ -111,9 +112,18 @@ class StudyOptions:
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
 
-    def replace(self, **overrides: Any) -> StudyOptions:
-        """These options with every override that is not None applied (unset command-line flags are None)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+    def replace(self, *, as_flags: bool = False, **overrides: Any) -> StudyOptions:
+        """These options with every override that is not None applied (unset command-line flags are None);
+        `as_flags`: a bad value is named as its command-line flag (--n-trials) rather than its key (n_trials)."""
+        try:
+            return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        except ConfigError as exc:
+            if not as_flags:
+                raise
+            message = str(exc)
+            for name in option_names():
+                message = re.sub(rf"\b{name}\b", "--" + name.replace("_", "-"), message)
+            raise ConfigError(message) from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,7 +152,7 @@ def option_choices(name: str) -> tuple[str, ...]:
 
 
 def _check(name: str, value: Any, kind: str, meta: Mapping[str, Any]) -> None:
-    flag = name.replace("_", "-")
+    flag = name
     if value is None and kind == "int | None":
         return
     if kind.startswith("int"):

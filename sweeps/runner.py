@@ -264,7 +264,9 @@ def worker_options(study: optuna.Study, *, storage: str, tracking_uri: str, **ov
             "start a new study for this version of dqn-sweep"
         )
     study_fields = {k: v for k, v in overrides.items() if k in recorded}
-    study_options = StudyOptions.from_mapping(recorded, source=f"study '{study.study_name}'").replace(**study_fields)
+    study_options = StudyOptions.from_mapping(recorded, source=f"study '{study.study_name}'").replace(
+        as_flags=True, **study_fields
+    )
     rest = {k: v for k, v in overrides.items() if k not in recorded and v is not None}
     return SweepOptions(
         sweep=sweep,
@@ -376,6 +378,8 @@ class SweepWorker:
             with self.heartbeats:
                 self._train(stop)
             notes = _log_best_agent(study, tracker) + ([self.grid_note] if self.grid_note else [])
+            if tracker.failed_calls:  # a run whose closing call was skipped during an outage: close it now
+                tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
             verdict = self._verdict(stop)
             tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
         except KeyboardInterrupt:

@@ -87,7 +87,7 @@ def _check_exact_budget(storage: str, tracking_uri: str, name: str) -> optuna.St
         run = runs[trial.number]
         assert run.info.status == "FINISHED"
         assert float(run.data.params["gamma"]) == pytest.approx(trial.params["gamma"])
-        assert run.data.params["warmup"] == str(trial.params["warmup"]) and run.data.params["seeds"] == "0"
+        assert run.data.params["warmup"] == str(trial.params["warmup"]) and run.data.params["seeds"] == "0,1"
         assert run.data.metrics["episodes_to_solve"] == trial.value
         assert run.data.tags["dqn_sweep.state"] == trial.state.name
     return study

@@ -15,7 +15,7 @@ def test_default_sweep_searches_the_book_knobs_and_contains_the_book():
     book = TrainConfig()
     for spec in sweep.space:
         assert spec.contains(getattr(book, spec.name)), spec.describe()
-    assert sweep.study["n_trials"] >= 32 and sweep.study["n_seeds"] == 3
+    assert sweep.study.n_trials >= 32 and sweep.study.max_seeds >= 16 and sweep.study.pruner == "wilcoxon"
 
 
 def _write(tmp_path, text):

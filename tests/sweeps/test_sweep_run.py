@@ -78,7 +78,6 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
 
 def test_pruned_trials_are_pruned_in_both_stores(tiny_sweep):
     study = _study(tiny_sweep)
-    from sweeps.stats import paired_test
 
     pruned = study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
     assert pruned, "the tiny sweep includes a learning rate of 1e-5, which the Wilcoxon pruner must stop"
@@ -166,13 +165,13 @@ def _checksums(folder):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--sampler", "annealing"], "unknown sampler 'annealing'"),
-        (["--pruner", "hyperband"], "unknown pruner 'hyperband'"),
+        (["--sampler", "annealing"], "unknown --sampler 'annealing'"),
+        (["--pruner", "hyperband"], "unknown --pruner 'hyperband'"),
         (["--n-trials", "0"], "n-trials must be in [1, 100000], got 0"),
         (["--max-seeds", "1"], "max-seeds must be in [2, 1000], got 1"),
         (["--slots", "-2"], "slots must be in [1, 1024], got -2"),
         (["--p-threshold", "1.5"], "p-threshold must be in [0, 1], got 1.5"),
-        (["--startup-seeds", "9"], "startup-seeds (9) must not exceed max-seeds (5)"),
+        (["--startup-seeds", "9"], "startup-seeds (9) must not exceed --max-seeds (5)"),
         (["--n-trials", "ten"], "invalid int value"),
         (["--storage", "journal:/no/such/dir/j.log"], "journal folder does not exist"),
         (["--storage", "postgresql://bob:hunter2@127.0.0.1:1/optuna"], "cannot open Optuna storage"),

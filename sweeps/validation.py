@@ -1,0 +1,93 @@
+"""`dqn-sweep validate`: re-train the sweep's top configurations and the book on seeds no trial used.
+
+A sweep's best value is optimistically biased (the minimum of noisy estimates, on the seeds it was selected on).
+Training the winners again on fresh seeds, all as one population, shows how much of the win survives. Results go
+to MLflow as runs tagged `dqn_sweep.role=validation` under the study's parent run; `analysis.validate` reads them
+back. The verdict at the end of `run` is the same comparison for the winner alone, with a paired test.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import optuna
+
+from dqn_core.config import TrainConfig
+from dqn_core.errors import ConfigError
+from sweeps.inspect import ranked_complete_trials
+from sweeps.record import BOOK, book_config, held_out_seeds, is_baseline, trial_config
+from sweeps.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.tracking import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL, StudyTracker
+from sweeps.verdict import held_out_values
+
+
+def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int) -> list[dict]:
+    """Train (top-k trials + book) x held-out seeds as one population; log and return one row per config."""
+    if top < 1 or seeds < 1:
+        raise ConfigError(f"--top and --seeds must be >= 1, got {top} and {seeds}")
+    complete = ranked_complete_trials(study)
+    if not complete:
+        raise ConfigError(f"study '{study.study_name}' has no complete trial to validate")
+    chosen = complete[:top]
+    baseline = next((t for t in complete if is_baseline(t)), None)
+    configs: list[tuple[str, int | None, float | None, TrainConfig]] = [
+        (f"trial {t.number}" + (f" ({BOOK})" if t is baseline else ""), t.number, t.value, trial_config(study, t))
+        for t in chosen
+    ]
+    if baseline not in chosen:  # the book beside the winners (trained once if it is one of them)
+        configs.append(
+            (BOOK, baseline.number if baseline else None, baseline.value if baseline else None, book_config(study))
+        )
+    fresh = held_out_seeds(seeds)
+    started = time.perf_counter()
+    values = held_out_values([config for *_, config in configs], fresh)
+    seconds = time.perf_counter() - started
+    book_values = values[-1] if baseline not in chosen else values[chosen.index(baseline)]
+    rows = []
+    for (label, number, in_sweep, config), mine in zip(configs, values, strict=True):
+        low, high = bootstrap_ci(list(mine.values()))
+        paired = paired_test(mine, book_values) if mine is not book_values else None
+        rows.append(
+            {
+                "config": label,
+                "trial": number,
+                "in_sweep_value": in_sweep,
+                "held_out_median": aggregate(list(mine.values())),
+                "ci_low": low,
+                "ci_high": high,
+                "vs_book_p": paired.p_value if paired else None,
+                "unsolved": int(sum(v > config.max_episodes for v in mine.values())),
+                "seeds": len(fresh),
+            }
+        )
+        row, what = rows[-1], f"logging the validation of {label}"
+        tracker.attempt(what, lambda r=row, c=config, m=mine: _log(tracker, r, c, m, seconds))
+    return rows
+
+
+def _log(tracker: StudyTracker, row: dict, config: TrainConfig, values: dict[int, float], seconds: float) -> None:
+    from mlflow.entities import Metric, Param
+
+    client = tracker.client
+    tags = {
+        TAG_ROLE: "validation",
+        TAG_STUDY: tracker.study_name,
+        "dqn_sweep.validates": row["config"],
+        PARENT_TAG: tracker.parent_run_id,
+    }
+    if row["trial"] is not None:
+        tags[TAG_TRIAL] = str(row["trial"])
+    run = client.create_run(tracker.experiment_id, run_name=f"validation-{row['config'].replace(' ', '-')}", tags=tags)
+    params = {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in config.to_dict().items()}
+    params["seeds"] = ",".join(map(str, values))
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"seed_{s}/episodes_to_solve", float(v), now, 0) for s, v in values.items()]
+    metrics += [
+        Metric(name, float(row[name]), now, 0)
+        for name in ("held_out_median", "ci_low", "ci_high", "unsolved", "vs_book_p")
+        if row[name] is not None and not np.isnan(row[name])
+    ]
+    metrics.append(Metric("population_wall_time_s", seconds, now, 0))
+    client.log_batch(run.info.run_id, metrics=metrics, params=[Param(k, v) for k, v in params.items()])
+    client.set_terminated(run.info.run_id, "FINISHED")
