@@ -103,6 +103,7 @@ def test_validate_then_report(tiny_sweep, data, capsys, tmp_path):
     assert "held_out_median" in text
     study = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{tiny_sweep.journal}"))
     assert f"{study.best_value:.4g}" in text
+    # build_report only writes the file; the command logs it (sweeps.report_log.log_report, called by sweeps/cli.py)
     parent = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")[0]
     assert "tiny.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
