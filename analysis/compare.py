@@ -1,39 +1,84 @@
-"""Comparisons that stay honest about noise: medians with IQRs and bootstrap CIs, never a bare best number.
+"""Comparisons that stay honest about noise: medians, CIs only where there are seeds enough, paired tests.
 
 All functions take the DataFrames of `analysis.load` (or an Optuna study, for importances) and return DataFrames,
-so notebooks and the HTML report show the same numbers.
+so notebooks and the HTML report show the same numbers. The statistics themselves live in `sweeps.stats`, which the
+sweep's verdict uses too: a number in a report means what the same number means in the verdict line.
+
+Every trial takes the same seeds in the same order (0, 1, 2, ...), so two trials are compared seed by seed over the
+seeds both finished (a paired Wilcoxon signed-rank test), never by overlapping intervals: the same seed gives both
+the same first weights and environment states, which removes much of the between-seed noise.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import optuna
 import pandas as pd
 
-RESAMPLES = 10_000
+from sweeps.stats import MIN_SEEDS_FOR_CI, Paired, bootstrap_ci, paired_test
+
+__all__ = [
+    "ALPHA",
+    "MIN_SEEDS_FOR_CI",
+    "all_param_effects",
+    "bootstrap_ci",  # kept importable from here for notebooks and analysis.validate
+    "budget_table",
+    "ci_text",
+    "importances",
+    "learning_curves",
+    "param_effects",
+    "per_trial",
+    "seed_distribution",
+    "state_counts",
+    "top_configurations",
+    "vs_best_text",
+]
+
+ALPHA = 0.05
+"""Level of the paired test in the top-configurations table: exploratory (k comparisons, no correction), unlike
+the verdict's stricter level on unseen seeds."""
 
 
-def bootstrap_ci(values: np.ndarray, *, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap CI of the median. With 3 seeds it is wide, which is the point: it shows the noise."""
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) == 0:
-        return (np.nan, np.nan)
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(values, size=(RESAMPLES, len(values)), replace=True), axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(medians, [tail, 100 - tail])
-    return float(low), float(high)
+def ci_text(values: list[float] | np.ndarray) -> str:
+    """A trial's 95% CI of the median as text, or why there is none (below MIN_SEEDS_FOR_CI seeds the bootstrap
+    interval is about [min, max] of the values and would look like a measurement it is not)."""
+    data = np.asarray(values, dtype=float)
+    data = data[~np.isnan(data)]
+    if len(data) < MIN_SEEDS_FOR_CI:
+        return f"too few seeds ({len(data)} < {MIN_SEEDS_FOR_CI})"
+    low, high = bootstrap_ci(data)
+    return f"{low:.4g}-{high:.4g}"
 
 
 def per_trial(trials: pd.DataFrame) -> pd.DataFrame:
-    """One row per trial: state, value, seeds and params (the trial x seed frame collapsed)."""
+    """One row per trial: state, value, params and its seeds (the trial x seed frame collapsed).
+
+    `per_seed` is {seed: episodes to solve} of the seeds the trial finished, `seed_values` the same values in seed
+    order, `seeds` their count, `median` their median (a pruned trial's too; its `value` is NaN). Pruned trials of
+    older studies have only lower bounds: `seeds` counts them, `median` is the median of the bounds and
+    `lower_bounds_only` is True.
+    """
     params = [c for c in trials.columns if c.startswith("params.")]
-    grouped = trials.groupby("trial", sort=True)
+    grouped = trials.sort_values(["trial", "seed"]).groupby("trial", sort=True)
     out = grouped[["state", "value", "baseline", "censored", "last_step", *params]].first()
-    out["seed_values"] = grouped["episodes_to_solve"].apply(lambda s: [v for v in s if not np.isnan(v)])
+    per_seed, seeds, medians, bounds_only = [], [], [], []
+    for _, group in grouped:
+        solved = group.dropna(subset=["episodes_to_solve"])
+        values = {int(s): float(v) for s, v in zip(solved["seed"], solved["episodes_to_solve"], strict=True)}
+        bounds = group["lower_bound"].dropna().tolist()
+        only = not values and bool(bounds)
+        per_seed.append(values)
+        seeds.append(len(bounds) if only else len(values))
+        medians.append(float(np.median(bounds if only else list(values.values()))) if seeds[-1] else np.nan)
+        bounds_only.append(only)
+    out["per_seed"] = per_seed
+    out["seed_values"] = [list(d.values()) for d in per_seed]
+    out["seeds"] = seeds
+    out["median"] = medians
+    out["lower_bounds_only"] = bounds_only
     return out.reset_index()
 
 
@@ -42,10 +87,25 @@ def state_counts(trials: pd.DataFrame) -> pd.Series:
     return counts.reindex(["COMPLETE", "PRUNED", "FAIL", "RUNNING"], fill_value=0)
 
 
-def top_configurations(trials: pd.DataFrame, k: int = 5) -> pd.DataFrame:
-    """The k best complete trials and the book baseline, each with a bootstrap 95% CI of its median.
+def vs_best_text(paired: Paired | None) -> str:
+    """One row's paired comparison with the best trial, in words (`paired` is row minus best)."""
+    if paired is None:
+        return "not comparable (fewer than 2 seeds in common with the best)"
+    stats = f"paired p={paired.p_value:.2g}, n={paired.n}"
+    if paired.p_value < ALPHA and paired.median_difference > 0:
+        return f"worse than the best ({stats})"
+    if paired.p_value < ALPHA and paired.median_difference < 0:
+        return f"better than the best on their common seeds ({stats})"
+    return f"not distinguishable from the best ({stats})"
 
-    `vs_best` says whether a row's CI overlaps the best trial's: overlapping CIs are "not distinguishable".
+
+def top_configurations(trials: pd.DataFrame, k: int = 5) -> pd.DataFrame:
+    """The k best complete trials and the book baseline, each compared with the best trial seed by seed.
+
+    Columns beside the trial's own: `seeds`, `ci_95` (text: the bootstrap 95% CI of the median, or "too few
+    seeds"), `ci_low`/`ci_high` (NaN below MIN_SEEDS_FOR_CI seeds), and against the best trial `common_seeds`,
+    `paired_difference` (median over common seeds of row minus best: above zero is slower), `paired_p`
+    (two-sided Wilcoxon signed-rank) and `vs_best` in words.
     """
     table = per_trial(trials)
     complete = table[table["state"] == "COMPLETE"].sort_values(["value", "trial"])
@@ -56,21 +116,44 @@ def top_configurations(trials: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     book = complete[complete["baseline"]].head(1)
     if not book.empty and book["trial"].iloc[0] not in set(chosen["trial"]):
         chosen = pd.concat([chosen, book])
+    best_seeds: Mapping[int, float] = chosen.iloc[0]["per_seed"]
     rows = []
-    for _, row in chosen.iterrows():
-        low, high = bootstrap_ci(np.array(row["seed_values"]))
-        rows.append({"rank": order.index(row["trial"]) + 1, **row.to_dict(), "ci_low": low, "ci_high": high})
-    out = pd.DataFrame(rows)
-    best = out.iloc[0]
+    for position, (_, row) in enumerate(chosen.iterrows()):
+        enough = row["seeds"] >= MIN_SEEDS_FOR_CI
+        low, high = bootstrap_ci(row["seed_values"]) if enough else (np.nan, np.nan)
+        paired = None if position == 0 else paired_test(row["per_seed"], best_seeds)
+        rows.append(
+            {
+                "rank": order.index(row["trial"]) + 1,
+                **row.to_dict(),
+                "ci_95": ci_text(row["seed_values"]),
+                "ci_low": low,
+                "ci_high": high,
+                "common_seeds": len(best_seeds) if position == 0 else (paired.n if paired else 0),
+                "paired_difference": 0.0 if position == 0 else (paired.median_difference if paired else np.nan),
+                "paired_p": np.nan if paired is None else paired.p_value,
+                "vs_best": "best" if position == 0 else vs_best_text(paired),
+            }
+        )
+    return pd.DataFrame(rows)
 
-    def verdict(row: pd.Series) -> str:
-        if row["trial"] == best["trial"]:
-            return "best"
-        overlap = row["ci_low"] <= best["ci_high"] and best["ci_low"] <= row["ci_high"]
-        return "not distinguishable from the best" if overlap else "worse than the best"
 
-    out["vs_best"] = out.apply(verdict, axis=1)
-    return out
+def budget_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per state: trials and seed trainings spent on them; where a racing sweep's budget went."""
+    table = per_trial(trials)
+    out = table.groupby("state").agg(trials=("trial", "count"), seeds_trained=("seeds", "sum"))
+    out = out.reindex(["COMPLETE", "PRUNED", "FAIL", "RUNNING"], fill_value=0)
+    total = out["seeds_trained"].sum()
+    out["share_of_seeds"] = out["seeds_trained"] / total if total else np.nan
+    return out.rename_axis("state").reset_index()
+
+
+def seed_distribution(trials: pd.DataFrame) -> pd.DataFrame:
+    """How many complete and pruned trials stopped after each number of seeds (rows: seeds, columns: states)."""
+    table = per_trial(trials)
+    finished = table[table["state"].isin(["COMPLETE", "PRUNED"]) & (table["seeds"] > 0)]
+    counts = finished.groupby(["seeds", "state"]).size().unstack("state", fill_value=0)
+    return counts.reindex(columns=["COMPLETE", "PRUNED"], fill_value=0).rename_axis(columns=None).reset_index()
 
 
 def param_effects(trials: pd.DataFrame, param: str, bins: int = 4) -> pd.DataFrame:

@@ -2,6 +2,10 @@
 
 Optuna holds the trials (params, states, values, per-seed results); MLflow holds the runs and the per-episode
 curves. `trials_frame` has one row per trial x seed; `episodes_frame` one row per trial x seed x episode.
+
+Trials race seeds 0, 1, 2, ...: a complete trial finished every seed, a pruned one only the first few. Both record
+the seeds they finished under `TRIAL_PER_SEED`, so both get one row per finished seed and a trial's seed count is
+its number of rows with a value (`analysis.compare.per_trial` counts them).
 """
 
 from __future__ import annotations
@@ -17,6 +21,15 @@ from optuna.trial import FrozenTrial, TrialState
 from dqn_core.errors import ConfigError
 from sweeps.inspect import load_existing_study
 from sweeps.preflight import probe_tracking_store
+from sweeps.record import (
+    TRIAL_CENSORED,
+    TRIAL_ENV_STEPS,
+    TRIAL_LOWER_BOUNDS,
+    TRIAL_RUN_ID,
+    TRIAL_WALL_TIME,
+    is_baseline,
+    per_seed_values,
+)
 from sweeps.stores import tracking_uri
 from sweeps.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL
 
@@ -88,15 +101,16 @@ class StudyData:
 
 
 def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per trial x seed: params, trial state and value, the seed's result, durations, the MLflow run id.
+    """One row per trial x finished seed: params, trial state and value, the seed's result, durations, the run id.
 
-    `episodes_to_solve` is the seed's value (max_episodes + 1 when censored) for complete trials; pruned trials
-    have NaN there and their per-seed lower bound in `lower_bound`.
+    `episodes_to_solve` is the seed's episodes to solve (max_episodes + 1 when censored), for complete and pruned
+    trials alike. Pruned trials of older studies recorded only a lower bound per seed: their `episodes_to_solve`
+    is NaN and `lower_bound` holds the bound (elsewhere `lower_bound` equals `episodes_to_solve`). Failed and
+    running trials get one row with seed -1 and no values, so they are still counted.
     """
     rows = []
     for trial in study.get_trials(deepcopy=False):
-        seeds = _seed_values(trial)
-        for seed, (value, bound) in seeds.items():
+        for seed, (value, bound) in _seed_values(trial).items():
             rows.append(
                 {
                     "trial": trial.number,
@@ -105,13 +119,13 @@ def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.Da
                     "value": trial.value if trial.state == TrialState.COMPLETE else np.nan,
                     "episodes_to_solve": value,
                     "lower_bound": bound,
-                    "censored": bool(trial.user_attrs.get("censored", False)),
-                    "baseline": trial.user_attrs.get("baseline") == "book",
+                    "censored": bool(trial.user_attrs.get(TRIAL_CENSORED, False)),
+                    "baseline": is_baseline(trial),
                     "duration_s": trial.duration.total_seconds() if trial.duration else np.nan,
-                    "wall_time_s": trial.user_attrs.get("wall_time_s", np.nan),
-                    "env_steps": trial.user_attrs.get("env_steps", np.nan),
+                    "wall_time_s": trial.user_attrs.get(TRIAL_WALL_TIME, np.nan),
+                    "env_steps": trial.user_attrs.get(TRIAL_ENV_STEPS, np.nan),
                     "last_step": trial.last_step,
-                    "mlflow_run_id": trial.user_attrs.get("mlflow_run_id"),
+                    "mlflow_run_id": trial.user_attrs.get(TRIAL_RUN_ID),
                     **{f"params.{k}": v for k, v in trial.params.items()},
                 }
             )
@@ -123,14 +137,13 @@ def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.Da
 
 
 def _seed_values(trial: FrozenTrial) -> dict[int, tuple[float, float]]:
-    solved = trial.user_attrs.get("episodes_to_solve_per_seed", {})
-    bounds = trial.user_attrs.get("lower_bound_per_seed", {})
-    seeds = sorted({int(s) for s in (*solved, *bounds)})
+    """{seed: (episodes to solve, lower bound)} of every seed the trial finished."""
+    solved = per_seed_values(trial)
+    bounds = {int(s): float(v) for s, v in trial.user_attrs.get(TRIAL_LOWER_BOUNDS, {}).items()}
+    seeds = sorted({*solved, *bounds})
     if not seeds:
-        return {-1: (np.nan, np.nan)}  # failed or running: one row, so the trial is still counted
-    return {
-        s: (float(solved.get(str(s), np.nan)), float(bounds.get(str(s), solved.get(str(s), np.nan)))) for s in seeds
-    }
+        return {-1: (np.nan, np.nan)}
+    return {s: (float(solved.get(s, np.nan)), float(bounds.get(s, solved.get(s, np.nan)))) for s in seeds}
 
 
 def episodes_frame(data: StudyData) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Figures for reports and notebooks, returned as matplotlib figures or embedded PNG data URIs.
 
-Study-level plots come from `optuna.visualization.matplotlib` (not redrawn by hand); learning curves are plain
-matplotlib (median line, IQR band).
+Study-level plots come from `optuna.visualization.matplotlib` (not redrawn by hand); learning curves and the
+budget figure are plain matplotlib.
 """
 
 from __future__ import annotations
@@ -15,8 +15,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import numpy as np
 import optuna
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from analysis import compare
 
 
 def to_png(figure: plt.Figure) -> bytes:
@@ -87,4 +91,58 @@ def curves_figure(
         title="Learning curves",
     )
     axes.legend(fontsize="small", loc="lower right")
+    return figure
+
+
+_STATE_STYLE = {
+    "COMPLETE": {"marker": "o", "color": "tab:blue", "label": "complete"},
+    "PRUNED": {"marker": "x", "color": "tab:orange", "label": "pruned"},
+}
+
+
+def budget_figure(trials: pd.DataFrame) -> plt.Figure | None:
+    """Where the budget went: seeds each trial trained (x) against its median over them (y), and how many trials
+    stopped after each number of seeds.
+
+    Trials race seeds, so a trial's cost is its seed count: a good racing sweep shows a few trials at max_seeds
+    and most of the rest pruned after a few seeds with a high median. Pruned trials of older studies recorded only
+    lower bounds; they are drawn hollow at the median of their bounds. None when no trial finished a seed.
+    """
+    table = compare.per_trial(trials)
+    finished = table[table["state"].isin(list(_STATE_STYLE)) & (table["seeds"] > 0)]
+    if finished.empty:
+        return None
+    figure, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    for state, style in _STATE_STYLE.items():
+        rows = finished[(finished["state"] == state) & ~finished["lower_bounds_only"]]
+        if not rows.empty:
+            scatter.scatter(rows["seeds"], rows["median"], alpha=0.7, **style)
+    old = finished[finished["lower_bounds_only"]]
+    if not old.empty:
+        scatter.scatter(
+            old["seeds"], old["median"], marker="^", facecolors="none", edgecolors="tab:orange", label="pruned (bounds)"
+        )
+    book = finished[finished["baseline"]]
+    if not book.empty:
+        scatter.scatter(
+            book["seeds"], book["median"], marker="*", s=220, color="tab:red", edgecolors="black", label="book"
+        )
+    scatter.set(
+        xlabel="seeds trained",
+        ylabel="episodes to solve (median over its seeds)",
+        title="Where the budget went",
+    )
+    scatter.legend(fontsize="small")
+
+    counts = compare.seed_distribution(trials)
+    positions = np.arange(len(counts))
+    bottom = np.zeros(len(counts))
+    for state, style in _STATE_STYLE.items():
+        bars.bar(positions, counts[state], bottom=bottom, color=style["color"], label=style["label"])
+        bottom += counts[state].to_numpy()
+    bars.set_xticks(positions, [str(n) for n in counts["seeds"]])
+    bars.set(xlabel="seeds trained", ylabel="trials", title="Seeds per trial")
+    bars.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bars.legend(fontsize="small")
+    figure.tight_layout()
     return figure

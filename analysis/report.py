@@ -1,8 +1,12 @@
 """The study report: one self-contained HTML file (every image inline, no scripts, no external URL).
 
-Sections: summary, optimization history, parameter importances, parallel coordinates, parameter effects,
-top configurations with bootstrap CIs and the book beside them, learning curves, held-out validation, and the best
-agent's greedy episode. The same file is logged as an artifact of the study's MLflow parent run.
+Sections: the verdict (winner vs book on unseen seeds) first, then a summary, where the seed budget went,
+optimization history, parameter importances, parallel coordinates, parameter effects, top configurations compared
+with the best seed by seed and the book beside them, learning curves, held-out validation, and the best agent's
+greedy episode.
+
+Analysis only reads the stores: `build_report` writes the file and nothing else. Logging it to the study's MLflow
+parent run is the command's job (`sweeps.report_log.log_report`).
 """
 
 from __future__ import annotations
@@ -19,12 +23,16 @@ import pandas as pd
 
 from analysis import compare, plots
 from analysis.load import StudyData
-from analysis.validate import HELD_OUT_SEED_START, held_out_table
-from sweeps.runner import ATTR_BASE_CONFIG, ATTR_SEEDS
+from analysis.validate import held_out_table
+from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
+from sweeps.record import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID
+from sweeps.stats import MIN_SEEDS_FOR_CI
 from sweeps.stores import redact
 
 SECTIONS = (
+    ("verdict", "Verdict"),
     ("summary", "Summary"),
+    ("budget", "Budget"),
     ("history", "Optimization history"),
     ("importances", "Parameter importances"),
     ("parallel", "Parallel coordinates"),
@@ -55,7 +63,7 @@ class _Context:
 
 
 def build_report(data: StudyData, out: Path, *, top: int = 5) -> Path:
-    """Write the report to `out` and log it to the study's parent run; returns the path."""
+    """Write the report to `out` and return the path (nothing is written to the study's stores)."""
     ctx = _Context(data=data, top=compare.top_configurations(data.trials, k=top))
     body = [f"<h1>dqn-sweep report: {html.escape(data.name)}</h1>"]
     body.append(_nav())
@@ -70,9 +78,6 @@ def build_report(data: StudyData, out: Path, *, top: int = 5) -> Path:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(document, encoding="utf-8")
-    parent = data.parent_run_id()
-    if parent:
-        data.client.log_artifact(parent, str(out))
     return out
 
 
@@ -93,6 +98,22 @@ def _image(uri: str | None, alt: str, missing: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="{uri}">'
 
 
+def _verdict(ctx: _Context) -> str:
+    verdict = recorded_verdict(ctx.data.study)
+    if verdict is None:
+        return f'<p class="note">{html.escape(NO_VERDICT)}</p>'
+    seeds = verdict.seeds
+    span = f"seeds {seeds[0]}..{seeds[-1]}" if seeds else "unseen seeds"
+    alpha = "" if verdict.alpha is None else f" at alpha {verdict.alpha:g}"
+    return (
+        f'<p class="verdict"><strong>{html.escape(verdict.line)}</strong></p>'
+        + _table(verdict_table(verdict, ctx.data.study))
+        + f'<p class="note">The sweep\'s winner and the book retrained on {html.escape(span)}, which no trial '
+        f"trained on: the sweep's own values are biased by selection, these are not. Median and bootstrap 95% CI "
+        f"of episodes to solve; paired Wilcoxon signed-rank test over the same seeds{html.escape(alpha)}.</p>"
+    )
+
+
 def _summary(ctx: _Context) -> str:
     data = ctx.data
     study = data.study
@@ -102,7 +123,7 @@ def _summary(ctx: _Context) -> str:
     best = None if ctx.top.empty else ctx.top.iloc[0]
     rows = [
         ("trials", ", ".join(f"{n} {state.lower()}" for state, n in counts.items())),
-        ("seeds per trial", ", ".join(map(str, seeds))),
+        ("seeds per trial", _seeds_text(seeds)),
         ("objective", "episodes to five consecutive successes, median over seeds (lower is better)"),
         ("best", "no complete trial" if best is None else f"trial {int(best['trial'])}: {best['value']:g}"),
         ("environment", str(base.get("env_id", "?"))),
@@ -112,6 +133,24 @@ def _summary(ctx: _Context) -> str:
     ]
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
+
+
+def _seeds_text(seeds: list[int]) -> str:
+    if not seeds:
+        return "?"
+    return f"{len(seeds)} (seeds {seeds[0]}..{seeds[-1]}, in this order); pruned trials stopped earlier (see Budget)"
+
+
+def _budget(ctx: _Context) -> str:
+    trials = ctx.data.trials
+    figure = plots.budget_figure(trials)
+    return (
+        _image(figure and plots.to_data_uri(figure), "where the budget went", "no trial finished a seed yet")
+        + _table(compare.budget_table(trials), floats="{:.3g}")
+        + '<p class="note">Trials race seeds 0, 1, 2, ...; the pruner stops a trial once it is worse than the best '
+        "over their common seeds, so a trial's cost is the number of seeds it trained. seeds_trained: seed "
+        "trainings spent on trials that ended in each state.</p>"
+    )
 
 
 def _history(ctx: _Context) -> str:
@@ -150,7 +189,8 @@ def _top(ctx: _Context) -> str:
     if table.empty:
         return '<p class="note">no complete trial yet</p>'
     params = [c for c in table.columns if c.startswith("params.")]
-    shown = table[["rank", "trial", "baseline", "value", "ci_low", "ci_high", "seed_values", "vs_best", *params]]
+    columns = ["rank", "trial", "baseline", "value", "seeds", "ci_95", "common_seeds", "paired_difference"]
+    shown = table[[*columns, "paired_p", "vs_best", *params]]
     shown = shown.rename(columns={c: c.removeprefix("params.") for c in params})
     verdicts = [
         f"{ctx.label(int(r.trial), r.baseline)} is {r.vs_best}" for r in table.itertuples() if r.vs_best != "best"
@@ -159,8 +199,12 @@ def _top(ctx: _Context) -> str:
     return (
         _table(shown)
         + f"<ul>{notes}</ul>"
-        + '<p class="note">CI: bootstrap 95% interval of the median over the trial\'s seeds. Configurations whose '
-        "intervals overlap are not distinguishable with this many seeds.</p>"
+        + f'<p class="note">value: median episodes to solve over the trial\'s seeds. ci_95: bootstrap 95% interval '
+        f"of that median, shown from {MIN_SEEDS_FOR_CI} seeds on. Each row is compared with the best trial seed by "
+        "seed over the seeds both trained (common_seeds): paired_difference is the median of row minus best (above "
+        f"zero: slower), paired_p a two-sided Wilcoxon signed-rank test; 'worse' means p < {compare.ALPHA:g}, "
+        "uncorrected for comparing several rows, and these are the seeds the sweep selected on (see Verdict for "
+        "unseen seeds).</p>"
     )
 
 
@@ -195,7 +239,7 @@ def _agent(ctx: _Context) -> str:
     if table.empty:
         return '<p class="note">no complete trial yet</p>'
     number = int(table.iloc[0]["trial"])
-    run_id = data.study.trials[number].user_attrs.get("mlflow_run_id")
+    run_id = data.study.trials[number].user_attrs.get(TRIAL_RUN_ID)
     if run_id:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         with tempfile.TemporaryDirectory() as folder:
@@ -209,7 +253,9 @@ def _agent(ctx: _Context) -> str:
 
 
 _SECTION_BUILDERS = {
+    "verdict": _verdict,
     "summary": _summary,
+    "budget": _budget,
     "history": _history,
     "importances": _importances,
     "parallel": _parallel,

@@ -15,6 +15,7 @@ from analysis import compare
 from analysis.load import StudyData
 from analysis.report import SECTIONS
 from sweeps.cli import main
+from sweeps.stats import paired_test
 from sweeps.stores import open_optuna_storage
 
 
@@ -56,9 +57,10 @@ def test_top_configurations_best_equals_study_best(data):
     assert table["baseline"].any()  # the book is always shown
     best = table.iloc[0]
     for _, row in table.iloc[1:].iterrows():
-        overlap = row["ci_low"] <= best["ci_high"] and best["ci_low"] <= row["ci_high"]
-        assert row["vs_best"] == ("not distinguishable from the best" if overlap else "worse than the best")
-        assert row["ci_low"] <= row["value"] <= row["ci_high"]
+        paired = paired_test(row["per_seed"], best["per_seed"])
+        assert row["common_seeds"] == paired.n == 2 and row["paired_p"] == paired.p_value
+        assert row["vs_best"] == compare.vs_best_text(paired)
+    assert table["ci_95"].str.startswith("too few seeds").all() and table["ci_low"].isna().all()  # 2 seeds each
 
 
 def test_bootstrap_ci_brackets_the_median_and_shrinks_with_more_seeds():
@@ -101,6 +103,7 @@ def test_validate_then_report(tiny_sweep, data, capsys, tmp_path):
     assert "held_out_median" in text
     study = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{tiny_sweep.journal}"))
     assert f"{study.best_value:.4g}" in text
+    # build_report only writes the file; the command logs it (sweeps.report_log.log_report, called by sweeps/cli.py)
     parent = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")[0]
     assert "tiny.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 
@@ -134,9 +137,11 @@ def test_notebook_compares_two_studies_headless(tiny_sweep, tmp_path):
     notebook = json.loads(out.read_text())
     outputs = [o for cell in notebook["cells"] if cell["cell_type"] == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    assert sum("image/png" in o.get("data", {}) for o in outputs) == 2  # one learning-curve figure per study
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 4  # a budget and a learning-curve figure each
     tables = "".join("".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "tiny-random" in tables and "tiny" in tables
+    printed = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
+    assert "tiny: " in printed and "tiny-random: " in printed  # each study's verdict line, or why it has none
 
 
 def _failed_only_study(path):

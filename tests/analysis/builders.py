@@ -1,0 +1,133 @@
+"""Real Optuna studies and MLflow stores in the shape a racing sweep records them, built without training.
+
+Trials are added with `optuna.trial.create_trial` (params with their distributions, one intermediate value per
+seed, the user attributes of `sweeps.record`), so the analysis reads exactly what a sweep would have written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import optuna
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import TrialState
+
+from sweeps.record import (
+    ATTR_BASE_CONFIG,
+    ATTR_SEEDS,
+    ATTR_VERDICT,
+    BOOK,
+    HELD_OUT_SEED_START,
+    TRIAL_BASELINE,
+    TRIAL_CENSORED,
+    TRIAL_LOWER_BOUNDS,
+    TRIAL_PER_SEED,
+)
+from sweeps.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.stores import open_optuna_storage
+from sweeps.tracking import TAG_ROLE, TAG_STUDY
+
+MAX_SEEDS = 16
+MAX_EPISODES = 500
+DISTRIBUTIONS = {
+    "gamma": FloatDistribution(0.9, 0.999),
+    "batch_size": CategoricalDistribution([16, 32, 64]),
+}
+
+
+def add_trial(
+    study: optuna.Study,
+    values: Sequence[float],
+    *,
+    state: TrialState = TrialState.COMPLETE,
+    params: Mapping[str, object] | None = None,
+    book: bool = False,
+    old_lower_bounds: bool = False,
+) -> None:
+    """One finished trial with `values[i]` as seed i's episodes to solve (a prefix of the seeds when pruned)."""
+    params = dict(params or {"gamma": 0.95, "batch_size": 32})
+    per_seed = {str(seed): float(v) for seed, v in enumerate(values)}
+    attrs: dict[str, object] = {TRIAL_CENSORED: any(v > MAX_EPISODES for v in values)}
+    attrs[TRIAL_LOWER_BOUNDS if old_lower_bounds else TRIAL_PER_SEED] = per_seed
+    if book:
+        attrs[TRIAL_BASELINE] = BOOK
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=state,
+            value=aggregate(values) if state == TrialState.COMPLETE else None,
+            params=params,
+            distributions={name: DISTRIBUTIONS[name] for name in params},
+            user_attrs=attrs,
+            intermediate_values={seed: float(v) for seed, v in enumerate(values)},
+        )
+    )
+
+
+def racing_study(storage: optuna.storages.BaseStorage | None = None, name: str = "racing") -> optuna.Study:
+    """Trial 0 the book; 1 the best (30 episodes faster than the book on every seed); 2 its twin (the same value on
+    every seed); 3 slower than the best on every seed; 4-6 pruned after 3, 4 and 6 seeds; 7 pruned in an older
+    study (lower bounds only); 8 failed."""
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
+    study.set_user_attr(ATTR_SEEDS, list(range(MAX_SEEDS)))
+    study.set_user_attr(ATTR_BASE_CONFIG, {"env_id": "CartPole-v1", "max_episodes": MAX_EPISODES})
+    book = [80.0 + 3 * s for s in range(MAX_SEEDS)]
+    add_trial(study, book, params={"gamma": 0.99, "batch_size": 32}, book=True)
+    best = [v - 30 for v in book]
+    add_trial(study, best, params={"gamma": 0.97, "batch_size": 64})
+    add_trial(study, best, params={"gamma": 0.98, "batch_size": 64})
+    add_trial(study, [v + 5 + (s % 3) for s, v in enumerate(best)], params={"gamma": 0.96, "batch_size": 16})
+    for number, seeds in enumerate((3, 4, 6)):
+        add_trial(study, [200.0 + 10 * number + s for s in range(seeds)], state=TrialState.PRUNED)
+    add_trial(study, [150.0, 160.0, 170.0], state=TrialState.PRUNED, old_lower_bounds=True)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    return study
+
+
+def record_verdict(study: optuna.Study, *, winner: int = 1, seeds: int = 32) -> dict:
+    """The study's verdict as `dqn-sweep run` stores it: the winner and the book on unseen seeds."""
+    held_out = list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + seeds))
+    winner_values = {s: 50.0 + (s % 7) for s in held_out}
+    book_values = {s: 85.0 + (s % 11) for s in held_out}
+    paired = paired_test(winner_values, book_values)
+    w_median, b_median = aggregate(list(winner_values.values())), aggregate(list(book_values.values()))
+    w_ci, b_ci = bootstrap_ci(list(winner_values.values())), bootstrap_ci(list(book_values.values()))
+    verdict = {
+        "line": (
+            f"winner trial {winner}: median {w_median:g} (95% CI {w_ci[0]:g}-{w_ci[1]:g}) vs book {b_median:g} "
+            f"({b_ci[0]:g}-{b_ci[1]:g}) on {seeds} unseen seeds; paired Wilcoxon p={paired.p_value:.2g}: better"
+        ),
+        "outcome": "better",
+        "winner_trial": winner,
+        "seeds": held_out,
+        "winner_values": {str(s): v for s, v in winner_values.items()},
+        "book_values": {str(s): v for s, v in book_values.items()},
+        "winner_median": w_median,
+        "winner_ci": list(w_ci),
+        "book_median": b_median,
+        "book_ci": list(b_ci),
+        "p_value": paired.p_value,
+        "alpha": 0.01,
+    }
+    study.set_user_attr(ATTR_VERDICT, verdict)
+    return verdict
+
+
+def journal_study(root: Path, name: str = "racing") -> str:
+    """A racing study in a journal file under `root`; returns the `--storage` value that opens it."""
+    journal = root / "optuna-journal.log"
+    racing_study(open_optuna_storage(f"journal:{journal}"), name=name)
+    return f"journal:{journal}"
+
+
+def mlflow_store(root: Path, study_names: Sequence[str]) -> str:
+    """A real SQLite MLflow store with each study's experiment and parent run; returns its tracking URI."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    for name in study_names:
+        experiment = client.create_experiment(name)
+        run = client.create_run(experiment, run_name=name, tags={TAG_ROLE: "study", TAG_STUDY: name})
+        client.set_terminated(run.info.run_id, "FINISHED")
+    return uri

@@ -1,0 +1,111 @@
+"""Analysis of a racing sweep's record (complete trials on every seed, pruned ones on a few), built without training."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from analysis import compare, plots
+from analysis.load import trials_frame
+from sweeps import stats
+from tests.analysis.builders import MAX_SEEDS, add_trial, racing_study
+
+
+@pytest.fixture(scope="module")
+def study() -> optuna.Study:
+    return racing_study()
+
+
+def test_per_seed_rows_for_complete_and_pruned_trials(study):
+    trials = trials_frame(study)
+    rows = trials.groupby("trial").size().to_dict()
+    assert rows == {0: 16, 1: 16, 2: 16, 3: 16, 4: 3, 5: 4, 6: 6, 7: 3, 8: 1}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if trial.number == 7:
+            continue
+        mine = trials[trials["trial"] == trial.number].set_index("seed")["episodes_to_solve"]
+        assert mine.to_dict() == trial.intermediate_values  # the values the pruner raced on
+    old = trials[trials["trial"] == 7]
+    assert old["episodes_to_solve"].isna().all() and old["lower_bound"].tolist() == [150, 160, 170]
+    assert trials.loc[trials["trial"] == 8, "seed"].tolist() == [-1]
+
+    table = compare.per_trial(trials).set_index("trial")
+    assert table["seeds"].to_dict() == {0: 16, 1: 16, 2: 16, 3: 16, 4: 3, 5: 4, 6: 6, 7: 3, 8: 0}
+    assert table.loc[6, "median"] == np.median([220 + s for s in range(6)]) and np.isnan(table.loc[6, "value"])
+    assert table.loc[7, "lower_bounds_only"] and table.loc[7, "median"] == 160
+    assert table.loc[0, "baseline"] and not table.loc[1, "baseline"]
+    assert table.loc[1, "median"] == study.trials[1].value
+
+
+def test_a_ci_needs_min_seeds():
+    assert compare.MIN_SEEDS_FOR_CI == stats.MIN_SEEDS_FOR_CI == 8
+    assert compare.ci_text([50.0 + s for s in range(7)]) == "too few seeds (7 < 8)"
+    low, high = stats.bootstrap_ci([50.0 + s for s in range(8)])
+    assert compare.ci_text([50.0 + s for s in range(8)]) == f"{low:.4g}-{high:.4g}"
+
+    few = optuna.create_study(direction="minimize")  # a sweep with max_seeds 4: no trial ever gets a CI
+    for shift in (0, 10):
+        add_trial(few, [60.0 + shift + s for s in range(4)], params={"gamma": 0.9 + shift / 1000})
+    table = compare.top_configurations(trials_frame(few))
+    assert (table["ci_95"] == "too few seeds (4 < 8)").all() and table["ci_low"].isna().all()
+
+
+def test_top_configurations_with_16_seeds_have_cis(study):
+    table = compare.top_configurations(trials_frame(study), k=3)
+    assert table["seeds"].eq(MAX_SEEDS).all()
+    for row in table.itertuples():
+        low, high = stats.bootstrap_ci(row.seed_values)
+        assert (row.ci_low, row.ci_high) == (low, high) and row.ci_95 == f"{low:.4g}-{high:.4g}"
+        assert low <= row.value <= high
+
+
+def test_comparisons_with_the_best_are_paired(study):
+    table = compare.top_configurations(trials_frame(study), k=3).set_index("trial")
+    assert table.index.tolist() == [1, 2, 3, 0]  # the three best, then the book
+    assert table.loc[1, "vs_best"] == "best" and table.loc[1, "common_seeds"] == MAX_SEEDS
+
+    twin = table.loc[2]  # the same episodes to solve as the best on every seed
+    assert twin["paired_p"] == 1.0 and twin["paired_difference"] == 0
+    assert twin["vs_best"] == "not distinguishable from the best (paired p=1, n=16)"
+
+    slower = table.loc[3]  # 5-7 episodes slower than the best on every seed
+    assert slower["common_seeds"] == MAX_SEEDS and slower["paired_difference"] == 6
+    assert slower["paired_p"] < 0.001 and slower["vs_best"].startswith("worse than the best (paired p=")
+
+    book = table.loc[0]
+    assert book["baseline"] and book["paired_difference"] == 30 and book["vs_best"].startswith("worse than the best")
+
+
+def test_paired_comparison_only_over_common_seeds():
+    best = {s: 50.0 + s for s in range(16)}
+    raced = {s: 60.0 + s for s in range(5)}  # slower on the 5 seeds it has
+    paired = stats.paired_test(raced, best)
+    assert paired.seeds == tuple(range(5)) and paired.median_difference == 10
+    assert compare.vs_best_text(paired) == f"not distinguishable from the best (paired p={paired.p_value:.2g}, n=5)"
+    assert paired.p_value >= compare.ALPHA  # five seeds cannot reach p < 0.05 two-sided (min p = 0.0625)
+    assert compare.vs_best_text(None).startswith("not comparable")
+
+
+def test_budget_figure_and_tables(study):
+    trials = trials_frame(study)
+    png = plots.to_png(plots.budget_figure(trials))
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+    budget = compare.budget_table(trials).set_index("state")
+    assert budget.loc["COMPLETE", "seeds_trained"] == 4 * MAX_SEEDS
+    assert budget.loc["PRUNED", "seeds_trained"] == 3 + 4 + 6 + 3
+    assert budget["share_of_seeds"].sum() == pytest.approx(1)
+    distribution = compare.seed_distribution(trials).set_index("seeds")
+    assert distribution.to_dict() == {"COMPLETE": {3: 0, 4: 0, 6: 0, 16: 4}, "PRUNED": {3: 2, 4: 1, 6: 1, 16: 0}}
+
+
+def test_budget_figure_without_finished_seeds_is_none():
+    study = optuna.create_study()
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
+    assert plots.budget_figure(trials_frame(study)) is None
+
+
+def test_bootstrap_ci_is_the_sweeps_one():
+    assert compare.bootstrap_ci is stats.bootstrap_ci

@@ -1,0 +1,107 @@
+"""The HTML report of a racing study: the verdict first, the budget, paired top configurations; written, not logged."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from analysis.load import StudyData
+from analysis.report import SECTIONS, build_report
+from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
+from sweeps.report_log import log_report
+from sweeps.stores import open_optuna_storage
+from tests.analysis.builders import mlflow_store, racing_study, record_verdict
+
+
+class _Stores:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.storage = f"journal:{root / 'optuna-journal.log'}"
+        backend = open_optuna_storage(self.storage)
+        self.verdict = record_verdict(racing_study(backend, name="judged"))
+        racing_study(backend, name="unjudged")
+        self.tracking_uri = mlflow_store(root, ["judged", "unjudged"])
+
+    def open(self, name: str) -> StudyData:
+        return StudyData.open(name, storage=self.storage, tracking=self.tracking_uri)
+
+    def fingerprint(self) -> dict[str, str]:
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(self.root.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> _Stores:
+    return _Stores(tmp_path_factory.mktemp("racing_stores"))
+
+
+def _sections(text: str) -> list[str]:
+    return re.findall(r'<h2 id="([a-z]+)">', text)
+
+
+def _section(text: str, section_id: str) -> str:
+    start = text.index(f'<h2 id="{section_id}">')
+    following = text.find("<h2 ", start + 1)
+    return text[start : following if following > 0 else None]
+
+
+def test_report_opens_with_the_verdict(stores, tmp_path):
+    before = stores.fingerprint()
+    out = build_report(stores.open("judged"), tmp_path / "judged.html", top=3)
+    assert out == tmp_path / "judged.html"
+    text = out.read_text()
+    assert _sections(text) == [section_id for section_id, _ in SECTIONS] and _sections(text)[0] == "verdict"
+    verdict = _section(text, "verdict")
+    assert stores.verdict["line"] in verdict
+    assert "winner" in verdict and "book" in verdict and "10000..10031" in verdict
+    assert f"{stores.verdict['p_value']:.2g}" in verdict and "no verdict recorded" not in text
+
+    assert "data:image/png;base64," in _section(text, "budget")
+    top = _section(text, "top")
+    assert "paired_p" in top and "not distinguishable from the best (paired p=1, n=16)" in top
+    assert not re.search(r"https?://", text) and "<script" not in text
+    assert stores.fingerprint() == before  # analysis reads the stores and writes only its file
+
+
+def test_report_without_a_verdict_says_so(stores, tmp_path):
+    text = build_report(stores.open("unjudged"), tmp_path / "unjudged.html").read_text()
+    assert _sections(text)[0] == "verdict" and "no verdict recorded" in _section(text, "verdict")
+    assert "--no-validate" in _section(text, "verdict")
+
+
+def test_build_report_logs_nothing_to_mlflow(stores, tmp_path):
+    data = stores.open("judged")
+    build_report(data, tmp_path / "judged.html")
+    assert MlflowClient(stores.tracking_uri).list_artifacts(data.parent_run_id()) == []
+
+
+def test_verdict_table(stores):
+    study = optuna.load_study(study_name="judged", storage=open_optuna_storage(stores.storage))
+    verdict = recorded_verdict(study)
+    table = verdict_table(verdict, study).set_index("config")
+    assert table.loc["winner", "trial"] == "1" and table.loc["book", "trial"] == "0"
+    assert table.loc["winner", "median"] == stores.verdict["winner_median"]
+    low, high = stores.verdict["book_ci"]
+    assert table.loc["book", "95% CI"] == f"{low:.4g}-{high:.4g}"
+    assert table["seeds"].tolist() == [32, 32] and table.loc["winner", "paired p"] == f"{verdict.p_value:.2g}"
+    assert verdict.winner_values[10000] == stores.verdict["winner_values"]["10000"]
+
+    unjudged = optuna.load_study(study_name="unjudged", storage=open_optuna_storage(stores.storage))
+    assert recorded_verdict(unjudged) is None and "dqn-sweep run" in NO_VERDICT
+
+
+def test_log_report_logs_to_the_parent_run(tmp_path):
+    uri = mlflow_store(tmp_path, ["judged"])
+    report = tmp_path / "judged.html"
+    report.write_text("<html></html>")
+    run_id = log_report(uri, "judged", report)
+    client = MlflowClient(uri)
+    parent = client.get_run(run_id)
+    assert parent.data.tags["dqn_sweep.role"] == "study" and parent.data.tags["dqn_sweep.study"] == "judged"
+    assert [a.path for a in client.list_artifacts(run_id)] == ["judged.html"]
+    assert log_report(uri, "nope", report) is None  # no experiment: nothing is created
+    assert client.get_experiment_by_name("nope") is None
