@@ -439,6 +439,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.load import StudyData
     from analysis.report import build_report
     from sweeps.preflight import TOP_MAX, bounded, check_output_file
+    from sweeps.report_log import log_report
 
     html_suffixes = (".html", ".htm")
 
@@ -450,7 +451,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
     out = check_output_file(Path(args.out or f"reports/{data.name}.html"), "report --out", html_suffixes)
     path = build_report(data, out, top=args.top)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB); also logged to the study's MLflow parent run")
+    logged = log_report(data.tracking_uri, data.name, path)
+    where = "; also logged to the study's MLflow parent run" if logged else " (the study has no MLflow parent run)"
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB){where}")
     return 0
 
 

@@ -48,8 +48,5 @@ def test_analysis_reads_without_training_or_writing(module):
     assert _loaded(module) == []
 
 
-@pytest.mark.xfail(
-    strict=True, reason="analysis.report imports held_out_table from analysis.validate, which still trains"
-)
 def test_the_report_reads_without_training_or_writing():
     assert _loaded("analysis.report") == []

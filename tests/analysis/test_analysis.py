@@ -27,9 +27,9 @@ def data(tiny_sweep) -> StudyData:
 def test_trials_frame_has_one_row_per_trial_and_seed(data):
     trials = data.trials
     finished = data.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    assert len(trials) == 2 * len(finished)
+    assert len(trials) == sum(len(t.user_attrs["episodes_to_solve_per_seed"]) for t in finished)
     assert {"trial", "seed", "state", "value", "episodes_to_solve", "lower_bound", "params.gamma"} <= set(trials)
-    assert set(trials["seed"]) == {0, 1}
+    assert set(trials["seed"]) == {0, 1, 2, 3, 4}  # the tiny sweep's max_seeds
     complete = trials[trials["state"] == "COMPLETE"]
     for number, rows in complete.groupby("trial"):
         assert rows["value"].iloc[0] == data.study.trials[number].value == rows["episodes_to_solve"].median()
@@ -42,12 +42,12 @@ def test_episodes_frame_matches_mlflow_histories(data):
     client = MlflowClient(data.tracking_uri)
     for number, rows in episodes.groupby("trial"):
         run_id = data.study.trials[number].user_attrs["mlflow_run_id"]
-        for seed in (0, 1):
+        for seed in (0, 1, 2, 3):  # every trial, pruned ones too, trained at least the startup seeds
             history = client.get_metric_history(run_id, f"seed_{seed}/steps")
             mine = rows[rows["seed"] == seed]
             assert len(mine) == len(history) and mine["episode"].tolist() == list(range(1, len(history) + 1))
     assert episodes["steps"].between(1, 200).all()
-    assert (episodes.groupby(["trial", "seed"])["epsilon"].diff().dropna() < 0).all()
+    assert (episodes.groupby(["trial", "seed"])["epsilon"].diff().dropna() <= 0).all()  # decays to its floor
 
 
 def test_top_configurations_best_equals_study_best(data):
@@ -58,9 +58,9 @@ def test_top_configurations_best_equals_study_best(data):
     best = table.iloc[0]
     for _, row in table.iloc[1:].iterrows():
         paired = paired_test(row["per_seed"], best["per_seed"])
-        assert row["common_seeds"] == paired.n == 2 and row["paired_p"] == paired.p_value
+        assert row["common_seeds"] == paired.n >= 4 and row["paired_p"] == paired.p_value
         assert row["vs_best"] == compare.vs_best_text(paired)
-    assert table["ci_95"].str.startswith("too few seeds").all() and table["ci_low"].isna().all()  # 2 seeds each
+    assert table["ci_95"].str.startswith("too few seeds").all() and table["ci_low"].isna().all()  # <= 5 seeds each
 
 
 def test_bootstrap_ci_brackets_the_median_and_shrinks_with_more_seeds():
@@ -158,7 +158,7 @@ def _failed_only_study(path):
     [
         ("report", "nope", "unknown study 'nope'"),
         ("report", "empty", "study 'empty' has no trials yet"),
-        ("validate", "failed", "no complete or pruned trial"),
+        ("validate", "failed", "has no complete trial to validate"),
         ("report", "failed", "no complete or pruned trial"),
     ],
 )
