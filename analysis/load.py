@@ -22,6 +22,7 @@ from dqn_core.errors import ConfigError
 from sweeps.inspect import load_existing_study
 from sweeps.preflight import probe_tracking_store
 from sweeps.record import (
+    CURVES_FILE,
     TRIAL_CENSORED,
     TRIAL_ENV_STEPS,
     TRIAL_LOWER_BOUNDS,
@@ -147,28 +148,50 @@ def _seed_values(trial: FrozenTrial) -> dict[int, tuple[float, float]]:
 
 
 def episodes_frame(data: StudyData) -> pd.DataFrame:
-    """Per-episode curves from MLflow metric histories: trial, seed, episode, steps, epsilon, loss."""
+    """Per-episode curves: trial, seed, episode, steps, epsilon, loss. Read from each trial run's `curves.csv`
+    artifact; runs logged before that file existed fall back to their `seed_<s>/<curve>` metric histories."""
     runs = data.runs
     if runs.empty or f"tags.{TAG_ROLE}" not in runs:
         return pd.DataFrame(columns=["trial", "seed", "episode", *CURVES])
     trial_runs = runs[runs[f"tags.{TAG_ROLE}"] == "trial"]
     frames = []
     for _, run in trial_runs.iterrows():
-        seeds = str(run.get("params.seeds", "") or "").split(",")
-        for seed in filter(None, seeds):
-            columns = {}
-            for curve in CURVES:
-                history = data.client.get_metric_history(run["run_id"], f"seed_{seed}/{curve}")
-                columns[curve] = pd.Series({m.step: m.value for m in history}, dtype=float)
-            table = pd.DataFrame(columns)
-            if table.empty:
-                continue
-            table.index.name = "episode"
-            table = table.reset_index()
-            table.insert(0, "seed", int(seed))
-            table.insert(0, "trial", int(run[f"tags.{TAG_TRIAL}"]))
-            frames.append(table)
+        number = int(run[f"tags.{TAG_TRIAL}"])
+        table = _curves_artifact(data, run["run_id"])
+        if table is None:
+            table = _curves_from_metrics(data, run)
+        if table is not None and not table.empty:
+            table.insert(0, "trial", number)
+            frames.append(table[["trial", "seed", "episode", *CURVES]])
     if not frames:
         return pd.DataFrame(columns=["trial", "seed", "episode", *CURVES])
     out = pd.concat(frames, ignore_index=True)
     return out.sort_values(["trial", "seed", "episode"], ignore_index=True)
+
+
+def _curves_artifact(data: StudyData, run_id: str) -> pd.DataFrame | None:
+    import tempfile
+
+    if CURVES_FILE not in {a.path for a in data.client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        path = data.client.download_artifacts(run_id, CURVES_FILE, folder)
+        table = pd.read_csv(path)
+    return table.astype({"seed": int, "episode": int, "steps": float, "epsilon": float, "loss": float})
+
+
+def _curves_from_metrics(data: StudyData, run: pd.Series) -> pd.DataFrame | None:
+    frames = []
+    for seed in filter(None, str(run.get("params.seeds", "") or "").split(",")):
+        columns = {}
+        for curve in CURVES:
+            history = data.client.get_metric_history(run["run_id"], f"seed_{seed}/{curve}")
+            columns[curve] = pd.Series({m.step: m.value for m in history}, dtype=float)
+        table = pd.DataFrame(columns)
+        if table.empty:
+            continue
+        table.index.name = "episode"
+        table = table.reset_index()
+        table.insert(0, "seed", int(seed))
+        frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else None

@@ -42,6 +42,9 @@ TRIAL_WALL_TIME = "wall_time_s"
 TRIAL_LOWER_BOUNDS = "lower_bound_per_seed"  # studies made before seeds were the budget (read, never written)
 BOOK = "book"
 
+# Trial run artifacts.
+CURVES_FILE = "curves.csv"  # every episode of every seed: seed, episode, steps, epsilon, loss
+
 HELD_OUT_SEED_START = 10_000
 """Seeds no trial trains on (a trial takes seeds 0 .. max_seeds - 1, and max_seeds <= 1,000): the verdict and
 `validate` use 10000, 10001, ..."""

@@ -51,6 +51,7 @@ from sweeps.record import (
     ATTR_SWEEP_FILE,
     ATTR_SWEEP_HASH,
     BOOK,
+    CURVES_FILE,
     TRIAL_BASELINE,
     TRIAL_FAIL_REASON,
     TRIAL_RUN_ID,
@@ -646,11 +647,10 @@ def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, stat
 
 
 def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
-    curves: dict[str, list[float]] = {}
-    for seed, curve in run.curves.items():
-        curves[f"seed_{seed}/steps"] = curve.steps
-        curves[f"seed_{seed}/epsilon"] = curve.epsilon
-        curves[f"seed_{seed}/loss"] = curve.loss
+    # Every seed's per-episode curves go to one CSV artifact; complete trials (the ones worth a chart) also get
+    # `seed_<s>/steps` as metric histories for MLflow's charts.
+    complete = run.state == "COMPLETE"
+    curves = {f"seed_{seed}/steps": c.steps for seed, c in run.curves.items()} if complete else {}
     summary = summary_metrics(
         value=run.value,
         per_seed=run.per_seed,
@@ -662,20 +662,16 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
         },
     )
     tracker.log_curves(run.run_id, curves, summary)
-    if any(c.steps for c in run.curves.values()):
-        title = f"{options.study_name} trial {run.number} ({run.state.lower()})"
-        tracker.log_files(
-            run.run_id,
-            {
-                "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), sorted(run.values)),
-                "learning_curve.png": lambda p: artifacts.write_learning_curve(
-                    p,
-                    {s: c.steps for s, c in run.curves.items()},
-                    threshold=run.config.success_threshold,
-                    title=title,
-                ),
-            },
+    files: dict[str, Callable[[Path], Any]] = {
+        "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), sorted(run.values)),
+        CURVES_FILE: lambda p: artifacts.write_curves_csv(p, run.curves),
+    }
+    if complete:  # rendering a PNG costs ~0.12 s; most trials are pruned after a few seeds
+        title = f"{options.study_name} trial {run.number} (complete)"
+        files["learning_curve.png"] = lambda p: artifacts.write_learning_curve(
+            p, {s: c.steps for s, c in run.curves.items()}, threshold=run.config.success_threshold, title=title
         )
+    tracker.log_files(run.run_id, files)
     tracker.finish_trial(run.run_id, status_override or run.state)
 
 

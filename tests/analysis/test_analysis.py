@@ -42,10 +42,13 @@ def test_episodes_frame_matches_mlflow_histories(data):
     client = MlflowClient(data.tracking_uri)
     for number, rows in episodes.groupby("trial"):
         run_id = data.study.trials[number].user_attrs["mlflow_run_id"]
-        for seed in (0, 1, 2, 3):  # every trial, pruned ones too, trained at least the startup seeds
+        trial = data.study.trials[number]
+        assert set(rows["seed"]) >= {0, 1, 2, 3}  # every trial, pruned ones too, trained the startup seeds
+        for seed, mine in rows.groupby("seed"):
+            assert mine["episode"].tolist() == list(range(1, len(mine) + 1))
             history = client.get_metric_history(run_id, f"seed_{seed}/steps")
-            mine = rows[rows["seed"] == seed]
-            assert len(mine) == len(history) and mine["episode"].tolist() == list(range(1, len(history) + 1))
+            if trial.state == TrialState.COMPLETE:  # the CSV artifact and MLflow's chart agree
+                assert [m.value for m in history] == mine["steps"].tolist()
     assert episodes["steps"].between(1, 200).all()
     assert (episodes.groupby(["trial", "seed"])["epsilon"].diff().dropna() <= 0).all()  # decays to its floor
 

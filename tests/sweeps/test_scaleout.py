@@ -191,6 +191,11 @@ def test_sigkill_and_sigint_mid_trial_lose_nothing(postgres, mlflow_server, tmp_
     study = _check_exact_budget(storage, mlflow_server.uri, name)
     redone = study.trials[retry[0].number]
     assert redone.state == TrialState.COMPLETE and redone.params == killed.params
+    # Part-way through its seeds when its worker died: the retry trains every seed again from seed 0, and a seed
+    # the dead worker had finished comes out the same.
+    assert set(redone.intermediate_values) == {0, 1}
+    for seed, value in study.trials[killed.number].intermediate_values.items():
+        assert redone.intermediate_values[seed] == value
     assert not [r for r in _trial_runs(mlflow_server.uri, name).values() if r.info.status == "RUNNING"]
 
 

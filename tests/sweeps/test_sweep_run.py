@@ -24,7 +24,14 @@ def _trial_runs(client, experiment_id):
     return {int(r.data.tags["dqn_sweep.trial_number"]): r for r in runs}
 
 
-def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
+def _curves(client, run_id, tmp_path_factory):
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("curves")
+    return pd.read_csv(client.download_artifacts(run_id, "curves.csv", str(folder)))
+
+
+def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep, tmp_path_factory):
     study = _study(tiny_sweep)
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
@@ -58,10 +65,18 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
         for name in SEARCHED:
             assert float(run.data.params[name]) == pytest.approx(float(trial.params[name]))
         assert run.data.params["seeds"] == "0,1,2,3,4" and run.data.params["max_episodes"] == "100"
-        history = client.get_metric_history(run.info.run_id, "seed_0/steps")
-        assert [m.step for m in history] == list(range(1, len(history) + 1)) and len(history) >= 1
-        assert all(1 <= m.value <= 200 for m in history)
-        assert {"seed_1/epsilon", "wall_time_s", "env_steps", "seeds"} <= set(run.data.metrics)
+        curves = _curves(client, run.info.run_id, tmp_path_factory)
+        assert set(curves["seed"]) >= {int(s) for s in trial.user_attrs["episodes_to_solve_per_seed"]}
+        for seed, rows in curves.groupby("seed"):
+            assert rows["episode"].tolist() == list(range(1, len(rows) + 1)) and rows["steps"].between(1, 200).all()
+            assert (rows["epsilon"].diff().dropna() <= 0).all()
+            history = client.get_metric_history(run.info.run_id, f"seed_{seed}/steps")
+            if trial.state == TrialState.COMPLETE:  # complete trials also chart their learning curves in MLflow
+                assert [m.step for m in history] == rows["episode"].tolist()
+                assert [m.value for m in history] == rows["steps"].tolist()
+            else:
+                assert history == []
+        assert {"wall_time_s", "env_steps", "seeds"} <= set(run.data.metrics)
         per_seed = trial.user_attrs["episodes_to_solve_per_seed"]
         assert run.data.metrics["seeds"] == len(per_seed)
         for seed, value in per_seed.items():  # the per-seed values are in MLflow too
@@ -69,7 +84,8 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep):
         if trial.state == TrialState.COMPLETE:
             assert run.data.metrics["episodes_to_solve"] == trial.value
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"config.yaml", "learning_curve.png"} <= names
+        assert {"config.yaml", "curves.csv"} <= names
+        assert ("learning_curve.png" in names) == (trial.state == TrialState.COMPLETE)  # pruned: the CSV only
 
     best = runs[study.best_trial.number]
     names = {a.path for a in client.list_artifacts(best.info.run_id)}
