@@ -18,6 +18,7 @@ from sweeps.runner import SweepOptions, describe_counts, describe_seeds, run_swe
 from sweeps.space import load_sweep
 
 UNIFORM_SEEDS = range(1000, 1064)  # 64 book agents, seeds no trial uses
+RECHECK_START = 20_000  # further unseen seeds: is what the verdict said still true there?
 
 
 def uniform_rate(shape) -> float:
@@ -35,6 +36,24 @@ def uniform_rate(shape) -> float:
     return sum(r.total_env_steps for r in results) / seconds
 
 
+def recheck(options: SweepOptions, verdict) -> str:
+    """The verdict's winner and the book again, on seeds neither the sweep nor the verdict used."""
+    import optuna
+
+    from sweeps.record import book_config, trial_config
+    from sweeps.stats import aggregate, paired_test
+    from sweeps.stores import open_optuna_storage
+    from sweeps.verdict import held_out_values
+
+    study = optuna.load_study(study_name=options.study_name, storage=open_optuna_storage(options.storage))
+    seeds = list(range(RECHECK_START, RECHECK_START + len(verdict.seeds)))
+    winner = trial_config(study, study.trials[verdict.winner_trial])
+    mine, book = held_out_values([winner, book_config(study)], seeds, shape=options.sweep.stream_shape())
+    paired = paired_test(mine, book)
+    p = f"{paired.p_value:.2g}" if paired else "n/a"
+    return f"winner median {aggregate(list(mine.values())):g} vs book {aggregate(list(book.values())):g}, paired p={p}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
@@ -42,6 +61,7 @@ def main() -> None:
     args = parser.parse_args()
     sweep = load_sweep(DEFAULT_SWEEP)
     settings = sweep.study.replace(n_trials=args.n_trials)
+    recheck_line = ""
     with tempfile.TemporaryDirectory() as folder:
         options = SweepOptions(
             sweep=sweep,
@@ -54,6 +74,8 @@ def main() -> None:
         started = time.perf_counter()
         summary = run_sweep(options)
         seconds = time.perf_counter() - started
+        if summary.verdict is not None and not summary.verdict.winner_is_book:
+            recheck_line = recheck(options, summary.verdict)
     tracked = summary.tracking_seconds
     rate = summary.env_steps / seconds
     print(
@@ -70,6 +92,8 @@ def main() -> None:
     print(f"  MLflow, creating the store: {tracked['setup']:.2f} s; best agent + GIF: {tracked['best']:.2f} s")
     if summary.verdict is not None:
         print(f"  verdict: {summary.verdict.line}")
+    if recheck_line:
+        print(f"  the same two on {len(summary.verdict.seeds)} further unseen seeds: {recheck_line}")
     if args.no_baseline:
         print(f"  sweep agent-steps/s: {rate:,.0f}")
         return

@@ -33,6 +33,17 @@ def write_curves_csv(path: Path, curves: Mapping[int, Any]) -> Path:
     return path
 
 
+def read_curve_steps(path: Path) -> dict[int, list[int]]:
+    """Steps per episode by seed, from a `write_curves_csv` file."""
+    import csv
+
+    steps: dict[int, list[int]] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            steps.setdefault(int(row["seed"]), []).append(int(row["steps"]))
+    return steps
+
+
 def write_learning_curve(
     path: Path, steps_per_seed: Mapping[int, Sequence[int]], *, threshold: int, title: str
 ) -> Path:

@@ -7,6 +7,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
 from sweeps.preflight import probe_storage
+from sweeps.record import ATTR_VERDICT, TRIAL_CENSORED, TRIAL_RUN_ID, per_seed_values
 from sweeps.stores import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
@@ -47,7 +48,7 @@ def find_trial(study: optuna.Study, *, number: int | None, run_id: str | None) -
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
         if (number is not None and trial.number == number) or (
-            run_id is not None and trial.user_attrs.get("mlflow_run_id") == run_id
+            run_id is not None and trial.user_attrs.get(TRIAL_RUN_ID) == run_id
         ):
             if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
                 raise ConfigError(
@@ -73,15 +74,18 @@ def best_table(study: optuna.Study) -> str:
     best = best_trial(study)
     if best is None:
         raise ConfigError(f"study '{study.study_name}' has no complete trial yet")
-    per_seed = best.user_attrs.get("episodes_to_solve_per_seed", {})
+    per_seed = per_seed_values(best)
     rows = [
         ("study", study.study_name),
         ("best trial", str(best.number)),
-        ("episodes to solve (median)", f"{best.value:g}"),
-        ("per seed", ", ".join(f"seed {s}: {v}" for s, v in per_seed.items())),
-        ("censored", str(best.user_attrs.get("censored", False))),
-        ("MLflow run", best.user_attrs.get("mlflow_run_id", "-")),
+        (f"episodes to solve (median of {len(per_seed)} seeds)", f"{best.value:g}"),
+        ("per seed", ", ".join(f"{s}: {v}" for s, v in sorted(per_seed.items()))),
+        ("censored", str(best.user_attrs.get(TRIAL_CENSORED, False))),
+        ("MLflow run", best.user_attrs.get(TRIAL_RUN_ID, "-")),
     ]
+    verdict = study.user_attrs.get(ATTR_VERDICT)
+    if verdict and verdict.get("winner_trial") == best.number:
+        rows.append(("verdict", verdict.get("line", "")))
     rows += [(name, f"{value:.6g}" if isinstance(value, float) else str(value)) for name, value in best.params.items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -61,6 +61,7 @@ from sweeps.record import (
     per_seed_values,
     trial_config,
 )
+from sweeps.recovery import repair
 from sweeps.space import SweepFile, sweep_from_mapping
 from sweeps.stores import (
     GRACE_PERIOD,
@@ -366,8 +367,6 @@ class SweepWorker:
         self.progress = None
 
     def run(self) -> SweepSummary:
-        from sweeps.recovery import repair
-
         options, study, tracker = self.options, self.study, self.tracker
         tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
         started = time.perf_counter()
@@ -666,11 +665,6 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
         "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), sorted(run.values)),
         CURVES_FILE: lambda p: artifacts.write_curves_csv(p, run.curves),
     }
-    if complete:  # rendering a PNG costs ~0.12 s; most trials are pruned after a few seeds
-        title = f"{options.study_name} trial {run.number} (complete)"
-        files["learning_curve.png"] = lambda p: artifacts.write_learning_curve(
-            p, {s: c.steps for s, c in run.curves.items()}, threshold=run.config.success_threshold, title=title
-        )
     tracker.log_files(run.run_id, files)
     tracker.finish_trial(run.run_id, status_override or run.state)
 
@@ -730,10 +724,30 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
             return []
         with tempfile.TemporaryDirectory() as folder:
             _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
-        notes = [f"best trial {best.number}: agent and a {steps}-step greedy episode GIF logged to MLflow"]
+            _log_learning_curve(study, tracker, best, run_id, Path(folder))
+        notes = [
+            f"best trial {best.number}: agent, a {steps}-step greedy episode GIF and the learning curve logged to MLflow"
+        ]
         return notes + ([note] if note else [])
 
     return tracker.attempt("logging the best agent", log) or []
+
+
+def _log_learning_curve(
+    study: optuna.Study, tracker: StudyTracker, best: optuna.trial.FrozenTrial, run_id: str, folder: Path
+) -> None:
+    """The best trial's learning-curve PNG, drawn from its curves.csv (one picture per sweep: drawing one per trial
+    cost ~0.12 s each, most of the tracking budget; every complete trial charts `seed_<s>/steps` in MLflow)."""
+    if CURVES_FILE not in {a.path for a in tracker.client.list_artifacts(run_id)}:
+        return
+    steps = artifacts.read_curve_steps(Path(tracker.client.download_artifacts(run_id, CURVES_FILE, str(folder))))
+    threshold = trial_config(study, best).success_threshold
+    title = f"{study.study_name} best trial {best.number}"
+    tracker.log_files(
+        run_id,
+        {"learning_curve.png": lambda p: artifacts.write_learning_curve(p, steps, threshold=threshold, title=title)},
+        purpose="best",
+    )
 
 
 def _best_value(study: optuna.Study) -> float | None:
