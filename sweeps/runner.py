@@ -726,7 +726,7 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
             _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
             _log_learning_curve(study, tracker, best, run_id, Path(folder))
         notes = [
-            f"best trial {best.number}: agent, a {steps}-step greedy episode GIF and the learning curve logged to MLflow"
+            f"best trial {best.number}: agent, a {steps}-step greedy episode GIF, learning curve logged to MLflow"
         ]
         return notes + ([note] if note else [])
 
