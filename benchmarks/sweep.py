@@ -22,14 +22,14 @@ RECHECK_START = 20_000  # further unseen seeds: is what the verdict said still t
 
 
 def uniform_rate(shape) -> float:
-    """Agent-steps/s of 64 book agents trained to the end as one population, in the sweep's compiled shape; the
-    first (compiling) run is discarded."""
+    """Agent-steps/s of 64 book agents trained to the end as one population, in the sweep's compiled shape; a
+    first run of the same population compiles every size its tail shrinks through and is discarded."""
     from dqn_core.config import TrainConfig
     from dqn_core.trainer import train_population
 
     config = TrainConfig(max_episodes=300)
     members = [(config, seed) for seed in UNIFORM_SEEDS]
-    train_population(members[:2], shape=shape)  # compile for 2 slots, then the full population
+    train_population(members, shape=shape)
     started = time.perf_counter()
     results = train_population(members, shape=shape)
     seconds = time.perf_counter() - started

@@ -725,9 +725,7 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
         with tempfile.TemporaryDirectory() as folder:
             _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
             _log_learning_curve(study, tracker, best, run_id, Path(folder))
-        notes = [
-            f"best trial {best.number}: agent, a {steps}-step greedy episode GIF, learning curve logged to MLflow"
-        ]
+        notes = [f"best trial {best.number}: agent, a {steps}-step greedy episode GIF, learning curve logged to MLflow"]
         return notes + ([note] if note else [])
 
     return tracker.attempt("logging the best agent", log) or []

@@ -74,6 +74,7 @@ def quiet_mlflow_logs() -> None:
     """MLflow's INFO lines off (importing mlflow resets its level), and its SQL store's ERROR log with a full
     traceback too: every failure of a tracking call already reaches the user as one line (`attempt`)."""
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a download bar per best-trial CSV
     logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 
@@ -262,9 +263,8 @@ class StudyTracker:
         """`files` maps a file name to a writer(path) -> None; written to a temp dir, then logged."""
         with tempfile.TemporaryDirectory() as folder, self._timed(purpose):
             for name, write in files.items():
-                path = Path(folder) / name
-                write(path)
-                self.client.log_artifact(run_id, str(path))
+                write(Path(folder) / name)
+            self.client.log_artifacts(run_id, folder)  # one call for all: a trial logs two files
 
     def finish_trial(self, run_id: str, state: str) -> None:
         with self._timed():

@@ -169,7 +169,15 @@ def test_sigkill_and_sigint_mid_trial_lose_nothing(postgres, mlflow_server, tmp_
     a.send_signal(signal.SIGKILL)
     assert a.wait(timeout=30) == -signal.SIGKILL
     _wait_until(lambda: running_of(b) is not None, "worker B to run a trial")
+    caught = None
+    for _ in range(40):  # frozen while seen mid-trial, so the trial is still running when the Ctrl-C lands
+        caught = freeze_mid_trial(b)
+        if caught is not None:
+            break
+        time.sleep(0.2)
+    assert caught is not None, "worker B was never caught mid-trial"
     b.send_signal(signal.SIGINT)
+    b.send_signal(signal.SIGCONT)
     assert b.wait(timeout=120) == 130, (tmp_path / "b.log").read_text()
     assert "interrupted" in (tmp_path / "b.log").read_text()
 
