@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
@@ -77,6 +78,7 @@ from sweeps.strategies import make_pruner, make_sampler
 from sweeps.tracking import (
     TAG_PRUNER,
     TAG_SAMPLER,
+    TAG_STATE,
     TAG_STORAGE,
     TAG_STUDY,
     TAG_VERDICT,
@@ -647,9 +649,8 @@ def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, stat
 
 def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
     # Every seed's per-episode curves go to one CSV artifact; complete trials (the ones worth a chart) also get
-    # `seed_<s>/steps` as metric histories for MLflow's charts.
-    complete = run.state == "COMPLETE"
-    curves = {f"seed_{seed}/steps": c.steps for seed, c in run.curves.items()} if complete else {}
+    # one learning curve as a metric history for MLflow's charts: the median steps over the seeds still playing.
+    curves = {"steps_median": median_curve([c.steps for c in run.curves.values()])} if run.state == "COMPLETE" else {}
     summary = summary_metrics(
         value=run.value,
         per_seed=run.per_seed,
@@ -660,13 +661,20 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
             "seeds": float(len(run.values)),
         },
     )
-    tracker.log_curves(run.run_id, curves, summary)
+    state = status_override or run.state
+    tracker.log_curves(run.run_id, curves, summary, tags={TAG_STATE: state})
     files: dict[str, Callable[[Path], Any]] = {
         "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), sorted(run.values)),
         CURVES_FILE: lambda p: artifacts.write_curves_csv(p, run.curves),
     }
     tracker.log_files(run.run_id, files)
-    tracker.finish_trial(run.run_id, status_override or run.state)
+    tracker.finish_trial(run.run_id, state, tagged=True)
+
+
+def median_curve(per_seed: list[list[int]]) -> list[float]:
+    """Per episode, the median steps over the seeds that played that episode (solved seeds stop early)."""
+    length = max((len(steps) for steps in per_seed), default=0)
+    return [float(np.median([steps[e] for steps in per_seed if len(steps) > e])) for e in range(length)]
 
 
 def representative_seed(trial: optuna.trial.FrozenTrial) -> int:
@@ -735,7 +743,7 @@ def _log_learning_curve(
     study: optuna.Study, tracker: StudyTracker, best: optuna.trial.FrozenTrial, run_id: str, folder: Path
 ) -> None:
     """The best trial's learning-curve PNG, drawn from its curves.csv (one picture per sweep: drawing one per trial
-    cost ~0.12 s each, most of the tracking budget; every complete trial charts `seed_<s>/steps` in MLflow)."""
+    cost ~0.12 s each, most of the tracking budget; every complete trial charts `steps_median` in MLflow)."""
     if CURVES_FILE not in {a.path for a in tracker.client.list_artifacts(run_id)}:
         return
     steps = artifacts.read_curve_steps(Path(tracker.client.download_artifacts(run_id, CURVES_FILE, str(folder))))

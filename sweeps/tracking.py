@@ -243,9 +243,16 @@ class StudyTracker:
                 tags=[RunTag(f"searched.{name}", _param_text(params[name])) for name in searched],
             )
 
-    def log_curves(self, run_id: str, curves: Mapping[str, Sequence[float]], summary: Mapping[str, float]) -> None:
-        """`curves` name -> per-episode values (logged with step = episode, 1-based); `summary` at step 0."""
-        from mlflow.entities import Metric
+    def log_curves(
+        self,
+        run_id: str,
+        curves: Mapping[str, Sequence[float]],
+        summary: Mapping[str, float],
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """`curves` name -> per-episode values (logged with step = episode, 1-based); `summary` at step 0; `tags`
+        with the first batch (one call fewer per trial)."""
+        from mlflow.entities import Metric, RunTag
 
         now = int(time.time() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in summary.items() if v is not None and math.isfinite(v)]
@@ -255,9 +262,11 @@ class StudyTracker:
                 for episode, v in enumerate(values, start=1)
                 if v is not None and math.isfinite(v)
             )
+        run_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
         with self._timed():
-            for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-                self.client.log_batch(run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
+            for start in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
+                batch = metrics[start : start + MAX_METRICS_PER_BATCH]
+                self.client.log_batch(run_id, metrics=batch, tags=run_tags if start == 0 else [])
 
     def log_files(self, run_id: str, files: Mapping[str, Any], purpose: str = "trials") -> None:
         """`files` maps a file name to a writer(path) -> None; written to a temp dir, then logged."""
@@ -266,9 +275,11 @@ class StudyTracker:
                 write(Path(folder) / name)
             self.client.log_artifacts(run_id, folder)  # one call for all: a trial logs two files
 
-    def finish_trial(self, run_id: str, state: str) -> None:
+    def finish_trial(self, run_id: str, state: str, *, tagged: bool = False) -> None:
+        """End the run with the trial's state (`tagged`: the state tag went with the last `log_curves`)."""
         with self._timed():
-            self.client.set_tag(run_id, TAG_STATE, state)
+            if not tagged:
+                self.client.set_tag(run_id, TAG_STATE, state)
             self.client.set_terminated(run_id, status=RUN_STATUS[state])
 
     def abandon_trial(self, run_id: str) -> None:
