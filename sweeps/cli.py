@@ -29,6 +29,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dqn-sweep")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def _config_help() -> str:
     from dqn_core.config import field_doc, field_names
 
@@ -41,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="dqn-sweep",
         description="Hyperparameter sweeps and experiment tracking for the book's CartPole DQN.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="<command>", parser_class=_Parser)
     commands.required = True
 
@@ -82,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--config", default=str(DEFAULT_SWEEP), metavar="SWEEP.yaml", help="sweep file (%(default)s)")
-    run.add_argument("--study-name", help="Optuna study and MLflow experiment name (default: the file's stem)")
+    run.add_argument(
+        "--study-name", "--study", dest="study_name", help="Optuna study and MLflow experiment name (the file's stem)"
+    )
     _add_store_options(run)
     _add_study_options(run, option_names())
     run.add_argument("--no-validate", action="store_true", help="skip the verdict at the end")
@@ -100,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--tracking-uri http://mlflow-host:5000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    worker.add_argument("--study-name", required=True, help="the study to join")
+    worker.add_argument("--study-name", "--study", dest="study_name", required=True, help="the study to join")
     _add_store_options(worker)
     _add_study_options(worker, ("n_trials", "slots"), recorded=True)
     worker.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
@@ -141,7 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the best trial of a study",
         description="Print the best complete trial's value, per-seed values and parameters as a table.",
     )
-    best.add_argument("--study-name", help="study to read (may be left out when the storage holds only one)")
+    best.add_argument(
+        "--study-name", "--study", dest="study_name", help="study to read (optional if the storage holds only one)"
+    )
     _add_store_options(best)
     best.set_defaults(handler=_cmd_best)
 
@@ -154,7 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--trial", type=int, metavar="N", help="trial number")
     which.add_argument("--run-id", metavar="ID", help="MLflow run id of the trial")
-    replay.add_argument("--study-name", help="study to read (may be left out when the storage holds only one)")
+    replay.add_argument(
+        "--study-name", "--study", dest="study_name", help="study to read (optional if the storage holds only one)"
+    )
     replay.add_argument("--out", default=None, metavar="FILE.gif", help="where to write the GIF (replay-<N>.gif)")
     _add_store_options(replay)
     replay.set_defaults(handler=_cmd_replay)
@@ -166,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(10000, 10001, ...), all as one population; log one MLflow run per configuration and print the held-out "
         "medians with bootstrap 95%% CIs beside the in-sweep values.",
     )
-    validate.add_argument("--study", "--study-name", dest="study_name", help="study (optional if only one)")
+    validate.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
     validate.add_argument("--top", type=int, default=3, help="how many of the best trials (%(default)s)")
     validate.add_argument("--seeds", type=int, default=10, help="held-out seeds per configuration (%(default)s)")
     _add_store_options(validate)
@@ -180,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         "book, learning curves, held-out validation and the best agent's GIF. Also logged to the study's MLflow "
         "parent run.",
     )
-    report.add_argument("--study", "--study-name", dest="study_name", help="study (optional if only one)")
+    report.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
     report.add_argument("--out", metavar="FILE.html", help="output file (reports/<study>.html)")
     report.add_argument("--top", type=int, default=5, help="configurations in the comparison table (%(default)s)")
     _add_store_options(report)
@@ -190,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--storage", metavar="URL", help="Optuna storage: journal:PATH or an RDB URL such as postgresql://..."
+        "--storage",
+        metavar="URL",
+        help="Optuna storage: a journal file (PATH or journal:PATH) or an RDB URL such as postgresql://...",
     )
     parser.add_argument(
         "--tracking-uri",

@@ -87,6 +87,7 @@ from sweeps.tracking import (
     summary_metrics,
 )
 
+OBJECTIVE_NAME = "episodes_to_solve"
 IDLE_POLL_S = 5.0  # a worker with nothing to ask (the rest is running elsewhere) looks again this often
 TAG_AGENT_LOGGED = "dqn_sweep.best_agent_logged"
 
@@ -226,6 +227,9 @@ def create_study(options: SweepOptions, storage) -> optuna.Study:
         pruner=make_pruner(options.study),
         direction="minimize",
     )
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, unchanged through 5.0 (pinned)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([OBJECTIVE_NAME])  # what optuna-dashboard and Optuna's CLI call the value
     return _complete_study(study, options)
 
 
@@ -342,6 +346,10 @@ class SweepWorker:
                 searched=[p.name for p in options.sweep.space],
                 sweeping=True,
             )
+            self.tracker.sync_hint = (  # pasted as printed, it must reach these very stores
+                f"dqn-sweep sync --study-name {options.study_name} --storage {options.storage} "
+                f"--tracking-uri {options.tracking_uri}"
+            )
             if not options.join_only:  # only once MLflow took the study too: a refused start records no budget
                 try:
                     record_run_options(self.study, options)
@@ -409,7 +417,7 @@ class SweepWorker:
         if tracker.failed_calls:
             notes.append(
                 f"MLflow tracking failed or was skipped {tracker.failed_calls} times; "
-                f"`dqn-sweep sync --study-name {options.study_name}` re-creates the missing runs"
+                + redact(f"`{tracker.sync_hint}` re-creates the missing runs")
             )
         counts = {state.name: len(study.get_trials(deepcopy=False, states=(state,))) for state in _COUNTED}
         best = best_trial(study)

@@ -41,6 +41,8 @@ def default_journal(tracking: str) -> Path:
 def storage_url(cli_value: str | None, tracking: str) -> str:
     """The Optuna storage the user means, as a URL we can show in tags and messages (password redacted there)."""
     if cli_value:
+        if "://" not in cli_value and not cli_value.startswith(JOURNAL_PREFIX):
+            return JOURNAL_PREFIX + cli_value  # a bare path is a journal file, as Optuna's CLI and dashboard take it
         return cli_value
     return JOURNAL_PREFIX + str(default_journal(tracking))
 

@@ -136,6 +136,7 @@ class StudyTracker:
         self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0, "verdict": 0.0}
         self.uri = uri
         self.study_name = study_name
+        self.sync_hint = f"dqn-sweep sync --study-name {study_name} --tracking-uri {uri}"  # `run` adds --storage
         self.failed_calls = 0
         self._down_until = 0.0
         with self._timed("setup"):
@@ -175,7 +176,7 @@ class StudyTracker:
             self._down_until = time.monotonic() + OUTAGE_BACKOFF_S
             print(
                 redact(f"warning: MLflow tracking at {self.uri} failed ({what}: {first_line(exc)[:200]}); ")
-                + f"trials go on in Optuna; run `dqn-sweep sync --study-name {self.study_name}` once it is back",
+                + redact(f"trials go on in Optuna; run `{self.sync_hint}` once it is back"),
                 file=sys.stderr,
                 flush=True,
             )

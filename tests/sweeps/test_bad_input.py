@@ -125,7 +125,7 @@ CASES = [
     (["worker", "--study-name", "tiny", "--n-trials", "0", "{J}"], "n-trials must be in [1, 100000], got 0"),
     (["worker", "--study-name", "tiny", "--slots", "x", "{J}"], "invalid int value"),
     (["run", "--study-name", " ", "{J}"], "study name must not be empty"),
-    (["worker", "--study-name", "tiny", "--storage", "notaurl"], "cannot open Optuna storage notaurl"),
+    (["worker", "--study-name", "tiny", "--storage", "notaurl"], "no Optuna journal at notaurl"),
     (["worker", "--study-name", "tiny", "--storage", "redis://127.0.0.1/0"], "cannot open Optuna storage redis://"),
     (["worker", "--study-name", "foreign", "--storage", "{pg:wrong_password}"], "password authentication failed"),
     (["worker", "--study-name", "foreign", "--storage", "{pg:no_database}"], 'database "no_such_db" does not exist'),

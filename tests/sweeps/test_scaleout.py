@@ -234,7 +234,11 @@ def test_tracking_outage_keeps_every_trial_and_sync_restores_the_runs(tmp_path, 
         assert "warning: MLflow tracking at" in output and "dqn-sweep sync --study-name outage" in output
         assert "Traceback" not in output
 
-        assert main(["sync", "--study-name", "outage", *stores]) == 0
+        import re
+        import shlex
+
+        hint = re.findall(r"`(dqn-sweep sync [^`]*)`", output)[-1]  # pasted as printed: it names both stores
+        assert main(shlex.split(hint)[1:]) == 0
         out = capsys.readouterr().out
         assert "runs re-created" in out and " 0 runs re-created" not in out
         _check_exact_budget(storage, server.uri, "outage")

@@ -272,3 +272,24 @@ def test_streaming_knobs_are_searched_end_to_end(tmp_path):
         assert runs[trial.number].data.params["updates_per_step"] == str(trial.params["updates_per_step"])
         _, solved_at = retrain_agent(study, trial, 0)
         assert (solved_at or 13) == trial.user_attrs["episodes_to_solve_per_seed"]["0"]
+
+
+def test_one_storage_spelling_for_every_tool_and_the_objective_named(tiny_sweep, capsys):
+    """A bare journal path works where Optuna's CLI and optuna-dashboard take one; the value has a metric name."""
+    common = ["--tracking-uri", tiny_sweep.tracking_uri]
+    assert main(["best", "--study", "tiny", "--storage", str(tiny_sweep.journal), *common]) == 0
+    bare = capsys.readouterr().out
+    assert main(["best", "--study-name", "tiny", "--storage", f"journal:{tiny_sweep.journal}", *common]) == 0
+    assert capsys.readouterr().out == bare
+    assert _study(tiny_sweep).metric_names == ["episodes_to_solve"]
+
+
+def test_version_and_python_dash_m(capsys):
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("dqn-sweep 0.")
+    out = subprocess.run([sys.executable, "-m", "sweeps", "run", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--max-seeds" in out.stdout and "--validate-seeds" in out.stdout
