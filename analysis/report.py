@@ -226,7 +226,7 @@ def _holdout(ctx: _Context) -> str:
     if table.empty:
         return (
             '<p class="note">No held-out validation yet: run '
-            f"<code>dqn-sweep validate --study {html.escape(data.name)} --top 3 --seeds 10</code>.</p>"
+            f"<code>dqn-sweep validate --study {html.escape(data.name)} --top 3 --seeds 32</code>.</p>"
         )
     return _table(table) + (
         f'<p class="note">Held-out seeds start at {HELD_OUT_SEED_START}; the sweep used seeds 0..n-1. A held-out '

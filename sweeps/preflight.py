@@ -35,9 +35,7 @@ STUDY_NAME_MAX = 100
 # Documented maxima (README "Bounds"): far above any sensible sweep, low enough that nothing overflows or
 # allocates without limit (a billion seeds made `create_study` run out of memory half-way).
 SEED_MAX = 2**32 - 1  # NumPy and TensorFlow seeds are 32-bit
-N_TRIALS_MAX = 100_000
-N_SEEDS_MAX = 1_000
-TRIALS_PER_BATCH_MAX = 1_024
+# (The study options' bounds live with them: `sweeps.record.StudyOptions`.)
 HEARTBEAT_MAX_S = 3_600
 GRACE_PERIOD_MAX_S = 7 * 24 * 3_600
 TOP_MAX = 1_000

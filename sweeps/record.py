@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
+from dqn_core.shape import SEED_LIMIT
 
 # Study user attributes.
 ATTR_BASE_CONFIG = "base_config"  # the sweep's trainer section, as a TrainConfig mapping
@@ -89,7 +90,7 @@ class StudyOptions:
         default=4, metadata=_option("WilcoxonPruner: common seeds before a trial may be pruned", low=2, high=1_000)
     )
     seed: int | None = field(
-        default=None, metadata=_option("sampler seed: the same seed, the same trials", low=0, high=2**32 - 1)
+        default=None, metadata=_option("sampler seed: the same seed, the same trials", low=0, high=SEED_LIMIT - 1)
     )
     validate_seeds: int = field(
         default=32, metadata=_option("unseen seeds of the verdict, winner vs book (0 skips it)", low=0, high=1_000)
