@@ -32,7 +32,6 @@ import optuna
 from optuna.trial import TrialState
 
 from dqn_core.agent import TrainedAgent
-from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from sweeps import artifacts
 from sweeps.budget import budget_lock
@@ -242,9 +241,7 @@ def _complete_study(study: optuna.Study, options: SweepOptions) -> optuna.Study:
     study.set_user_attr(ATTR_DEFINITION, options.sweep.definition)
     study.set_user_attr(ATTR_SWEEP_FILE, options.sweep.path)
     if not study.get_trials(deepcopy=False):
-        book = TrainConfig()
-        baseline = {p.name: getattr(book, p.name) for p in options.sweep.space if p.contains(getattr(book, p.name))}
-        study.enqueue_trial(baseline, user_attrs={TRIAL_BASELINE: BOOK})
+        study.enqueue_trial(options.sweep.book_params(), user_attrs={TRIAL_BASELINE: BOOK})
     study.set_user_attr(ATTR_SWEEP_HASH, sweep_hash(options.sweep, options.seeds))
     return study
 

@@ -63,9 +63,15 @@ class ParamSpec:
         values = [self.low + i * step for i in range(count)]
         return [int(v) for v in values] if self.kind == "int" else [round(v, 12) for v in values]
 
+    def as_choice(self, value: Any) -> Any:
+        """A config value as this parameter stores it in Optuna (a layer tuple becomes "16,16,16")."""
+        if self.kind == "categorical" and isinstance(value, tuple):
+            return ",".join(map(str, value))
+        return value
+
     def contains(self, value: Any) -> bool:
         if self.kind == "categorical":
-            return value in self.choices
+            return self.as_choice(value) in self.choices
         return self.low <= value <= self.high
 
     def describe(self) -> str:
@@ -91,6 +97,11 @@ class SweepFile:
         """The compiled shape that fits every config this sweep can sample, so every batch reuses one graph."""
         corners = [self.base.replace(**{spec.name: value}) for spec in self.space for value in _corners(spec)]
         return StreamShape.covering([self.base, *corners])
+
+    def book_params(self) -> dict[str, Any]:
+        """The book's value of every searched parameter the space contains, as Optuna stores it: trial 0."""
+        book = TrainConfig()
+        return {p.name: p.as_choice(getattr(book, p.name)) for p in self.space if p.contains(getattr(book, p.name))}
 
     def config_for(self, params: Mapping[str, Any]) -> TrainConfig:
         """The trainer config of one trial: the base with the sampled values applied (and validated)."""

@@ -19,7 +19,7 @@ from dqn_core.config import TrainConfig
 from dqn_core.shape import StreamShape
 from sweeps.inspect import best_trial
 from sweeps.objective import censored_value
-from sweeps.record import ATTR_VERDICT, book_config, held_out_seeds, is_baseline, trial_config
+from sweeps.record import ATTR_VERDICT, book_config, held_out_seeds, trial_config
 from sweeps.stats import aggregate, bootstrap_ci, paired_test
 
 VERDICT_ALPHA = 0.01
@@ -158,7 +158,7 @@ def decide(study: optuna.Study, n_seeds: int, *, shape: StreamShape | None = Non
         return Verdict.from_dict(stored)
     book = book_config(study)
     winner = trial_config(study, best)
-    if is_baseline(best) or winner == book:
+    if winner == book:  # by config: a baseline trial whose space could not hold a book value is not the book
         (values,) = held_out_values([book], seeds, shape=shape)
         verdict = Verdict(best.number, seeds, values, values, winner_is_book=True)
     else:

@@ -87,3 +87,13 @@ def test_streaming_knobs_are_searchable_and_fix_one_compiled_shape(tmp_path):
     shape = sweep.stream_shape()
     assert shape.hidden_sizes == (64, 64, 64) and shape.batch_rows == 48  # (64, 64) deepened by an identity layer
     assert shape.max_updates == 4 and shape.double_dqn
+
+
+def test_the_book_baseline_holds_every_searched_knob_as_optuna_stores_it():
+    """hidden_sizes is searched as strings: the book's (16, 16, 16) must be enqueued as "16,16,16", or the sampler
+    fills it in and trial 0 is not the book (it was, with knobs.yaml, a 32-32 network)."""
+    sweep = load_sweep(DEFAULT_SWEEP.parent / "knobs.yaml")
+    params = sweep.book_params()
+    assert set(params) == {p.name for p in sweep.space}
+    assert params["hidden_sizes"] == "16,16,16" and params["double_dqn"] is False
+    assert sweep.config_for(params) == sweep.base.replace(**{name: getattr(TrainConfig(), name) for name in params})
