@@ -114,10 +114,11 @@ def seed_finished(study: optuna.Study, run: TrialRun, seed: int, on_trial_done: 
         run.trial.report(float(run.values[seed]), step=seed)
         if len(run.values) == run.max_seeds:  # every seed is in: the trial has its full value, pruned or not
             finish(study, run, TrialState.COMPLETE, on_trial_done)
-        elif run.trial.should_prune():
-            finish(study, run, TrialState.PRUNED, on_trial_done)
+            return
     except UpdateFinishedTrialError:
         drop(run, on_trial_done)
+        return
+    ask_pruner(study, run, on_trial_done)
 
 
 def ask_pruner(study: optuna.Study, run: TrialRun, on_trial_done: TrialDone) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from dqn_core.shape import StreamShape
 from sweeps.inspect import best_trial
 from sweeps.objective import censored_value
 from sweeps.record import ATTR_VERDICT, book_config, held_out_seeds, trial_config
-from sweeps.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.stats import Paired, aggregate, bootstrap_ci, paired_test
 
 VERDICT_ALPHA = 0.01
 
@@ -34,41 +35,44 @@ class Verdict:
     winner_is_book: bool = False
     alpha: float = VERDICT_ALPHA
 
-    @property
+    @cached_property
+    def _paired(self) -> Paired | None:
+        return paired_test(self.winner_values, self.book_values)
+
+    @cached_property
     def winner_median(self) -> float:
         return aggregate(list(self.winner_values.values()))
 
-    @property
+    @cached_property
     def book_median(self) -> float:
         return aggregate(list(self.book_values.values()))
 
-    @property
+    @cached_property
     def winner_ci(self) -> tuple[float, float]:
         return bootstrap_ci(list(self.winner_values.values()))
 
-    @property
+    @cached_property
     def book_ci(self) -> tuple[float, float]:
         return bootstrap_ci(list(self.book_values.values()))
 
-    @property
+    @cached_property
     def p_value(self) -> float | None:
         if self.winner_is_book:
             return None
-        paired = paired_test(self.winner_values, self.book_values)
-        return paired.p_value if paired else None
+        return self._paired.p_value if self._paired else None
 
-    @property
+    @cached_property
     def outcome(self) -> str:
         p = self.p_value
         if self.winner_is_book:
             return "book won"
         if p is None or p >= self.alpha:
             return "not distinguishable"
-        paired = paired_test(self.winner_values, self.book_values)
+        paired = self._paired
         lower = paired.median_difference < 0 if paired.median_difference else self.winner_median < self.book_median
         return "better" if lower else "worse"
 
-    @property
+    @cached_property
     def line(self) -> str:
         book = f"{_num(self.book_median)} ({_interval(self.book_ci)})"
         where = f"on {len(self.seeds)} unseen seeds"
