@@ -192,6 +192,8 @@ def _checksums(folder):
         (["--slots", "-2"], "slots must be in [1, 1024], got -2"),
         (["--p-threshold", "1.5"], "p-threshold must be in [0, 1], got 1.5"),
         (["--startup-seeds", "9"], "startup-seeds (9) must not exceed --max-seeds (5)"),
+        (["--seeds-in-flight", "0"], "--seeds-in-flight must be in [1, 1000], got 0"),
+        (["--validate-seeds", "5000"], "--validate-seeds must be in [0, 1000], got 5000"),
         (["--n-trials", "ten"], "invalid int value"),
         (["--storage", "journal:/no/such/dir/j.log"], "journal folder does not exist"),
         (["--storage", "postgresql://bob:hunter2@127.0.0.1:1/optuna"], "cannot open Optuna storage"),
@@ -293,3 +295,18 @@ def test_version_and_python_dash_m(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.startswith("dqn-sweep 0.")
     out = subprocess.run([sys.executable, "-m", "sweeps", "run", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--max-seeds" in out.stdout and "--validate-seeds" in out.stdout
+
+
+def test_a_worker_refuses_a_study_made_before_seeds_were_raced(tiny_sweep, tmp_path, capsys):
+    import shutil
+
+    journal = tmp_path / "old.log"
+    shutil.copy(tiny_sweep.journal, journal)
+    old = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{journal}"))
+    old.set_user_attr("sweep_options", {"n_trials": 6, "n_seeds": 2, "trials_per_batch": 3})  # the old record
+    argv = ["worker", "--study-name", "tiny", "--storage", f"journal:{journal}", "--tracking-uri"]
+    before = journal.read_bytes()
+    assert main([*argv, f"sqlite:///{tmp_path / 'mlflow.db'}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "was made before seeds were raced (it records no max_seeds)" in err and len(err.splitlines()) == 1
+    assert journal.read_bytes() == before
