@@ -525,6 +525,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relocate_store(args: argparse.Namespace) -> None:
+    """Before any command opens a local tracking store: if its folder was moved or copied, re-point the
+    artifact locations MLflow recorded (see `relocation.py`)."""
+    if not hasattr(args, "tracking_uri") or getattr(args, "journal", None):
+        return
+    from sweeps.relocation import relocate_or_warn
+    from sweeps.stores import tracking_uri
+
+    line = relocate_or_warn(tracking_uri(args.tracking_uri))
+    if line:
+        print(line, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from dqn_core.errors import ConfigError
 
@@ -532,6 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
         args.argv = argv
+        _relocate_store(args)
         return int(args.handler(args))
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}" if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
