@@ -106,7 +106,10 @@ class TrainConfig:
                 hint = difflib.get_close_matches(str(key), known, n=1)
                 suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
                 raise ConfigError(f"{source}: unknown config key '{key}'{suggestion}")
-        return cls(**{key: coerce_value(key, value) for key, value in data.items()})
+        try:
+            return cls(**{key: coerce_value(key, value) for key, value in data.items()})
+        except ConfigError as exc:  # the value's rule, and where the value came from
+            raise ConfigError(f"{source}: {exc}") from None
 
 
 def field_names() -> list[str]:

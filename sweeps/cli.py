@@ -98,6 +98,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_options(run)
     _add_study_options(run, option_names())
     run.add_argument("--no-validate", action="store_true", help="skip the verdict at the end")
+    warm = run.add_argument_group("warm start (the queued configurations are the first trials after the book)")
+    warm.add_argument(
+        "--base-config",
+        metavar="FILE.yaml",
+        help="trainer config the search space is applied to, instead of the sweep file's `trainer:` section "
+        "(e.g. what `best --format yaml` wrote)",
+    )
+    warm.add_argument(
+        "--enqueue",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE.yaml",
+        help="trainer configs to try first, their searched values as they are (each must lie in the search space)",
+    )
+    warm.add_argument(
+        "--from-study",
+        metavar="NAME",
+        help="try the best trials of another study in the same storage first (any search space: values outside "
+        "this one are left to the sampler)",
+    )
+    warm.add_argument(
+        "--from-top", type=int, default=3, metavar="K", help="how many of --from-study's best trials (%(default)s)"
+    )
+    _add_timeout_option(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     _add_liveness_options(run)
     run.set_defaults(handler=_cmd_run)
@@ -115,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--study-name", "--study", dest="study_name", required=True, help="the study to join")
     _add_store_options(worker)
     _add_study_options(worker, ("n_trials", "slots"), recorded=True)
+    _add_timeout_option(worker)
     worker.add_argument("--no-progress", action="store_true", help="no progress bar (it goes to stderr)")
     _add_liveness_options(worker)
     worker.set_defaults(handler=_cmd_worker)
@@ -157,6 +183,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--study-name", "--study", dest="study_name", help="study to read (optional if the storage holds only one)"
     )
     _add_store_options(best)
+    best.add_argument(
+        "--format",
+        choices=("table", "yaml"),
+        default="table",
+        help="table (default), or yaml: the best trial's full trainer config, for `train --config`, "
+        "`run --base-config` and `run --enqueue` (e.g. `dqn-sweep best --format yaml > best.yaml`)",
+    )
     best.set_defaults(handler=_cmd_best)
 
     replay = commands.add_parser(
@@ -249,6 +282,16 @@ def _add_liveness_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_timeout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="MINUTES",
+        help="ask no new trial after this many minutes; the running trials finish, then the run ends normally "
+        "(run the command again to go on)",
+    )
+
+
 def _check_liveness(args: argparse.Namespace) -> None:
     from sweeps.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded
 
@@ -271,6 +314,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from sweeps import warmstart
     from sweeps.preflight import check_study_name
     from sweeps.runner import SweepOptions, run_sweep
     from sweeps.space import load_sweep
@@ -278,11 +322,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     _check_liveness(args)
     sweep = load_sweep(args.config)
+    if args.base_config:
+        sweep = warmstart.with_base_config(sweep, args.base_config)
     uri = tracking_uri(args.tracking_uri)
     check_tracking_uri(uri)
+    study_name = check_study_name(args.study_name or sweep.study_name or Path(args.config).stem)
     options = SweepOptions(
         sweep=sweep,
-        study_name=check_study_name(args.study_name or sweep.study_name or Path(args.config).stem),
+        study_name=study_name,
         study=sweep.study.replace(as_flags=True, **{name: getattr(args, name) for name in option_names()}),
         storage=storage_url(args.storage, uri),
         tracking_uri=uri,
@@ -291,8 +338,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
         verdict=not args.no_validate,
+        timeout_s=_timeout_s(args),
+        queued=tuple(_queued(args, sweep, study_name)),
     )
     return _report(run_sweep(options), uri)
+
+
+def _timeout_s(args: argparse.Namespace) -> float | None:
+    if args.timeout is None:
+        return None
+    if not args.timeout > 0 or args.timeout == float("inf"):
+        raise UsageError(
+            f"dqn-sweep {args.command}: --timeout must be a positive number of minutes, got {args.timeout}"
+        )
+    return args.timeout * 60
+
+
+def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
+    """The configurations `--enqueue` and `--from-study` ask to try first, read and checked before any store is
+    written."""
+    from sweeps import warmstart
+    from sweeps.inspect import load_existing_study
+    from sweeps.preflight import bounded
+
+    queued = warmstart.from_files(args.enqueue, sweep)
+    if args.from_study:
+        bounded("--from-top", args.from_top, 1, warmstart.FROM_STUDY_TOP_MAX)
+        if args.from_study == study_name:
+            raise UsageError(f"dqn-sweep run: --from-study names the study being run ('{study_name}')")
+        source = load_existing_study(args.from_study, args.storage, args.tracking_uri)
+        queued += warmstart.from_study(source, args.from_top, sweep)
+    return queued
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -309,6 +385,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
+        timeout_s=_timeout_s(args),
     )
     return _report(run_sweep(options), uri)
 
@@ -402,9 +479,13 @@ def _report(summary: Any, uri: str) -> int:
 
 def _cmd_best(args: argparse.Namespace) -> int:
     from sweeps.inspect import best_table, load_existing_study
+    from sweeps.warmstart import best_config_yaml
 
     study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
-    print(best_table(study))
+    if args.format == "yaml":
+        sys.stdout.write(best_config_yaml(study))
+    else:
+        print(best_table(study))
     return 0
 
 

@@ -85,6 +85,7 @@ from sweeps.tracking import (
     StudyTracker,
     summary_metrics,
 )
+from sweeps.warmstart import QueuedConfig, enqueue
 
 OBJECTIVE_NAME = "episodes_to_solve"
 IDLE_POLL_S = 5.0  # a worker with nothing to ask (the rest is running elsewhere) looks again this often
@@ -106,6 +107,8 @@ class SweepOptions:
     grace_period: int = GRACE_PERIOD
     join_only: bool = False  # `worker`: never create the study
     verdict: bool = True  # `run` ends with the verdict (winner vs book on unseen seeds); `worker` never does
+    timeout_s: float | None = None  # no new trial is asked after this; running trials finish
+    queued: tuple[QueuedConfig, ...] = ()  # warm start: configurations to try first (`warmstart.py`)
 
     def __post_init__(self) -> None:
         bounded("heartbeat-interval", self.heartbeat_interval, 1, HEARTBEAT_MAX_S)
@@ -114,6 +117,8 @@ class SweepOptions:
             raise ConfigError(
                 f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
             )
+        if self.timeout_s is not None and not self.timeout_s > 0:
+            raise ConfigError(f"--timeout must be > 0 minutes, got {self.timeout_s / 60:g}")
         if self.join_only:  # an existing study keeps the name it has
             if not self.study_name.strip():
                 raise ConfigError("study name must not be empty")
@@ -355,6 +360,8 @@ class SweepWorker:
                         "closing the study run", lambda: self.tracker.finish_study("FAILED"), force=True
                     )
                     raise
+            for line in enqueue(self.study, options.queued):
+                print(line, flush=True)
         self.heartbeats = Heartbeats(self.storage, options.heartbeat_interval)
         self.race = SeedRace(
             self.study,
@@ -372,6 +379,8 @@ class SweepWorker:
         self.seeds_per_trial: dict[int, int] = {}
         self.grid_note = ""
         self.progress = None
+        self.deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+        self.timed_out = False
 
     def run(self) -> SweepSummary:
         options, study, tracker = self.options, self.study, self.tracker
@@ -385,6 +394,12 @@ class SweepWorker:
             with self.heartbeats:
                 self._train(stop)
             notes = _log_best_agent(study, tracker) + ([self.grid_note] if self.grid_note else [])
+            if self.timed_out:
+                notes.append(
+                    f"--timeout: stopped asking new trials after {options.timeout_s / 60:g} min; the study holds "
+                    f"{finished_count(study)} of {self.settings.n_trials} finished trials (run the same command "
+                    "again to go on)"
+                )
             if tracker.failed_calls:  # a run whose closing call was skipped during an outage: close it now
                 tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
             verdict = self._verdict(stop)
@@ -485,6 +500,8 @@ class SweepWorker:
                     f"{finished_count(self.study)} finished trials, fewer than the {self.settings.n_trials} asked for"
                 )
                 break
+            if self.timed_out:
+                break
             if not trained:
                 time.sleep(min(IDLE_POLL_S, self.options.heartbeat_interval))  # the rest runs elsewhere
 
@@ -498,6 +515,9 @@ class SweepWorker:
         allows. The new trial gets its first heartbeat before the lock is released, so no other worker can see it
         silent. Sampled parameters that make an invalid config fail the trial, and the next one is asked."""
         while True:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.timed_out = True  # the trials running now finish; the stream drains
+                return None
             with budget_lock(self.options.storage, self.storage, self.options.study_name):
                 fail_stale_trials(self.study)
                 if committed_count(self.study) >= self.settings.n_trials or _grid_used_up(self.study, self.options):

@@ -1,0 +1,123 @@
+"""Carry what one sweep learned into the next: the best configuration as a trainer YAML, and configurations
+queued as the first trials of a sweep (after the book), from files or from the top of another study.
+
+A queued configuration is projected onto the new sweep's search space: its value of every searched parameter is
+queued; a value outside the space is an error for a file the user wrote, and left to the sampler for a study's
+trial (whose space may differ: that is the point of `--from-study`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from dqn_core.config import TrainConfig
+from dqn_core.errors import ConfigError
+from dqn_core.yamlfile import read_mapping
+from sweeps.inspect import best_trial, ranked_complete_trials
+from sweeps.record import ATTR_VERDICT, per_seed_values, trial_config
+from sweeps.space import ParamSpec, SweepFile, sweep_from_mapping
+
+TRIAL_WARM_START = "warm_start"  # where a queued trial's configuration came from (a file, or study:trial)
+FROM_STUDY_TOP_MAX = 100
+
+
+@dataclass(frozen=True)
+class QueuedConfig:
+    params: dict[str, Any]
+    origin: str
+    left_to_sampler: tuple[str, ...] = ()
+
+
+def best_config_yaml(study: optuna.Study) -> str:
+    """The best trial's full trainer config as YAML that `train --config`, `run --base-config` and
+    `run --enqueue` read; the comments say where it came from."""
+    best = best_trial(study)
+    if best is None:
+        raise ConfigError(f"study '{study.study_name}' has no complete trial yet")
+    values = per_seed_values(best)
+    lines = [
+        f"# best trial {best.number} of study '{study.study_name}': {best.value:g} episodes to solve "
+        f"(median of {len(values)} seeds)",
+    ]
+    verdict = study.user_attrs.get(ATTR_VERDICT)
+    if verdict and verdict.get("winner_trial") == best.number:
+        lines.append(f"# {verdict.get('line', '')}")
+    lines += [
+        "# train it:          dqn-sweep train --config THIS.yaml --seed 0",
+        "# sweep around it:   dqn-sweep run --config SWEEP.yaml --base-config THIS.yaml  (or --enqueue THIS.yaml)",
+    ]
+    body = yaml.safe_dump({"trainer": trial_config(study, best).to_dict()}, sort_keys=False)
+    return "\n".join(lines) + "\n" + body
+
+
+def read_trainer_config(path: str | Path) -> TrainConfig:
+    """A trainer config file: TrainConfig keys at the top, or under `trainer:` (as `best --format yaml` and the
+    trials' `config.yaml` artifacts write them)."""
+    data = read_mapping(path)
+    trainer = data.get("trainer")
+    if isinstance(trainer, Mapping):
+        data = dict(trainer)
+    return TrainConfig.from_mapping(data, source=str(path))
+
+
+def with_base_config(sweep: SweepFile, path: str | Path) -> SweepFile:
+    """The sweep with its `trainer:` section replaced by the config in `path` (checked against the space)."""
+    base = read_trainer_config(path)
+    definition = {**sweep.definition, "trainer": base.to_dict()}
+    return sweep_from_mapping(definition, source=f"{sweep.path} with base config {path}")
+
+
+def project(config: TrainConfig, space: Sequence[ParamSpec], origin: str, *, strict: bool) -> QueuedConfig:
+    params, outside = {}, []
+    for spec in space:
+        value = getattr(config, spec.name)
+        if spec.contains(value):
+            params[spec.name] = spec.as_choice(value)
+        else:
+            outside.append(f"{spec.name}={spec.as_choice(value)!r}")
+            if strict:
+                raise ConfigError(
+                    f"{origin}: {spec.name}={spec.as_choice(value)!r} is outside the search space ({spec.describe()})"
+                )
+    return QueuedConfig(params, origin, tuple(outside))
+
+
+def from_files(paths: Sequence[str], sweep: SweepFile) -> list[QueuedConfig]:
+    return [project(read_trainer_config(path), sweep.space, str(path), strict=True) for path in paths]
+
+
+def from_study(source: optuna.Study, top: int, sweep: SweepFile) -> list[QueuedConfig]:
+    """The `top` best complete trials of another study (the book baseline among them if it ranks), best first."""
+    ranked = ranked_complete_trials(source)
+    if not ranked:
+        raise ConfigError(f"--from-study: study '{source.study_name}' has no complete trial yet")
+    return [
+        project(trial_config(source, trial), sweep.space, f"{source.study_name}:{trial.number}", strict=False)
+        for trial in ranked[:top]
+    ]
+
+
+def enqueue(study: optuna.Study, queued: Sequence[QueuedConfig]) -> list[str]:
+    """Queue each configuration unless the study already holds a trial with the same parameters (a resumed
+    `run` queues nothing twice, and the book is trial 0 already); one line per configuration, for the user."""
+    import warnings
+
+    lines = []
+    for item in queued:
+        before = len(study.get_trials(deepcopy=False))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            study.enqueue_trial(item.params, user_attrs={TRIAL_WARM_START: item.origin}, skip_if_exists=True)
+        after = study.get_trials(deepcopy=False)
+        if len(after) == before:
+            lines.append(f"queued {item.origin}: skipped, the study already has a trial with these parameters")
+            continue
+        note = f"; left to the sampler: {', '.join(item.left_to_sampler)}" if item.left_to_sampler else ""
+        lines.append(f"queued {item.origin} as trial {after[-1].number}{note}")
+    return lines
