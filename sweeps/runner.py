@@ -37,6 +37,7 @@ from sweeps import artifacts
 from sweeps.budget import budget_lock
 from sweeps.inspect import best_trial
 from sweeps.journal import JournalPartialLine
+from sweeps.live import LiveProgress
 from sweeps.liveness import Heartbeats, fail_stale_trials
 from sweeps.objective import TrialRun, fail_unfinished
 from sweeps.optuna_adapter import grid_points_started, trial_id
@@ -362,6 +363,7 @@ class SweepWorker:
                     raise
             for line in enqueue(self.study, options.queued):
                 print(line, flush=True)
+        self.live = LiveProgress(self.tracker)
         self.heartbeats = Heartbeats(self.storage, options.heartbeat_interval)
         self.race = SeedRace(
             self.study,
@@ -393,6 +395,7 @@ class SweepWorker:
         try:
             with self.heartbeats:
                 self._train(stop)
+            self.live.flush()
             notes = _log_best_agent(study, tracker) + ([self.grid_note] if self.grid_note else [])
             if self.timed_out:
                 notes.append(
@@ -509,6 +512,8 @@ class SweepWorker:
         self.seed_runs += 1
         self.env_steps += result.total_env_steps
         self.race.on_done(item, result)
+        run, seed = item.tag
+        self.live.seed_done(run.run_id, seed, run.values, trial_over=run.state != "RUNNING")
 
     def _ask(self) -> TrialRun | None:
         """Under the study's lock: fail dead workers' trials (they are re-queued), then ask one trial if the budget
@@ -572,6 +577,11 @@ class SweepWorker:
             self.progress.n = min(finished_count(self.study), self.settings.n_trials)  # other workers' count too
             best = _best_value(self.study)
             self.progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
+            complete, pruned = (
+                len(self.study.get_trials(deepcopy=False, states=(s,)))
+                for s in (TrialState.COMPLETE, TrialState.PRUNED)
+            )
+            self.live.study_progress(step=complete + pruned, complete=complete, pruned=pruned, best=best)
 
 
 def _close_after_store_failure(
