@@ -25,9 +25,12 @@ import optuna
 from sweeps.budget import budget_lock
 from sweeps.cli import DEFAULT_SWEEP
 from sweeps.liveness import Heartbeats, fail_stale_trials
-from sweeps.servers import PostgresCluster, find_pg_bin
 from sweeps.space import load_sweep
 from sweeps.stores import open_optuna_storage
+
+# The throwaway PostgreSQL lives with the tests (tests/servers.py), outside the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.servers import PostgresCluster, find_pg_bin
 
 REPORTS_PER_TRIAL = 100  # about the episodes a default-sweep trial reports (once per episode)
 

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
+from sweeps.extras import require_driver
 from sweeps.journal import check_journal
 from sweeps.redaction import redact
 from sweeps.stores import (
@@ -164,6 +165,7 @@ def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) 
 def _rdb_tables(url: str, what: str = "Optuna storage") -> set[str]:
     import sqlalchemy
 
+    require_driver(url)
     try:
         engine = sqlalchemy.create_engine(url)
     except Exception as exc:

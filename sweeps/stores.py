@@ -80,6 +80,7 @@ def open_optuna_storage(
     import optuna
 
     from sweeps import liveness
+    from sweeps.extras import require_driver
     from sweeps.journal import GuardedJournalFileBackend, check_journal
 
     try:
@@ -95,6 +96,7 @@ def open_optuna_storage(
                 )
             except ValueError as exc:  # json.JSONDecodeError included
                 raise ConfigError(f"Optuna journal {path} is corrupt: {first_line(exc)}") from None
+        require_driver(url)
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and exactly what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return liveness.HeartbeatRDBStorage(

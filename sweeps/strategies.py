@@ -13,6 +13,7 @@ import warnings
 import optuna
 
 from dqn_core.errors import ConfigError
+from sweeps.extras import require
 from sweeps.optuna_adapter import GridSampler
 from sweeps.record import PRUNERS, StudyOptions
 from sweeps.space import ParamSpec
@@ -27,6 +28,7 @@ def make_sampler(name: str, *, seed: int | None, space: tuple[ParamSpec, ...]) -
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
+        require("cmaes", "cmaes", what="the cmaes sampler")  # Optuna imports it late: once a trial has completed
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)

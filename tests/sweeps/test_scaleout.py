@@ -219,7 +219,7 @@ def test_sigkill_and_sigint_mid_trial_lose_nothing(postgres, mlflow_server, tmp_
 
 def test_tracking_outage_keeps_every_trial_and_sync_restores_the_runs(tmp_path, capsys):
     """The MLflow server stops mid-sweep: Optuna keeps every trial; after a restart `sync` re-creates the runs."""
-    from sweeps.servers import MlflowServer
+    from tests.servers import MlflowServer
 
     config = tmp_path / "workers.yaml"
     config.write_text(WORKER_SWEEP)

@@ -1,8 +1,9 @@
 """Throwaway servers on loopback: a PostgreSQL cluster (initdb/pg_ctl in a temp dir) and an `mlflow server`.
 
 The tests and `benchmarks/scaling.py` start real servers with these, and they are a quick way to try several
-workers on one machine. Both bind 127.0.0.1 unless told otherwise; nothing here is needed in production, where
-the servers already exist (see the README's "Running on several machines").
+workers on one machine. Both bind 127.0.0.1 unless told otherwise. They live with the tests, not in the installed
+package: a default password has no place in production, where the servers already exist (see the README's
+"Running on several machines").
 """
 
 from __future__ import annotations
