@@ -118,6 +118,17 @@ def field_doc(name: str) -> str:
     return _FIELD_DOCS.get(name, "")
 
 
+def field_default(name: str) -> str:
+    """A field's default as it is written in `--set` and YAML (`16,16,16`, `false`), read from the dataclass so
+    `--help` cannot drift from the code."""
+    default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple):
+        return ",".join(map(str, default))
+    return str(default)
+
+
 def coerce_value(key: str, value: Any) -> Any:
     """Turn a parsed value (YAML scalar or a `--set` string) into the field's type, or raise ConfigError."""
     kind = _FIELD_TYPES[key]

@@ -39,10 +39,10 @@ def _version() -> str:
 
 
 def _config_help() -> str:
-    from dqn_core.config import field_doc, field_names
+    from dqn_core.config import field_default, field_doc, field_names
 
-    from_book = "config keys for --set and YAML files (defaults are the book's):\n"
-    return from_book + "\n".join(f"  {name:<24} {field_doc(name)}" for name in field_names())
+    header = f"config keys for --set and YAML files:\n  {'key':<24} {'default':<12} (defaults are the book's)\n"
+    return header + "\n".join(f"  {name:<24} {field_default(name):<12} {field_doc(name)}" for name in field_names())
 
 
 def build_parser() -> argparse.ArgumentParser:

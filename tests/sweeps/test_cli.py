@@ -54,3 +54,20 @@ def test_help_lists_config_keys(capsys):
     out = capsys.readouterr().out
     for key in ("gamma", "epsilon_decay_rate", "batch_size", "warmup", "reward_mode", "time_limit"):
         assert key in out
+
+
+def test_help_shows_every_config_key_with_its_default(capsys):
+    """Each key's line shows a default that `--set` would parse back to the dataclass's own default."""
+    from dataclasses import fields
+
+    from dqn_core.config import TrainConfig, coerce_value
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    book = TrainConfig()
+    for spec in fields(TrainConfig):
+        line = next(line for line in lines if line.startswith(f"  {spec.name} "))
+        shown = line.split()[1]
+        assert coerce_value(spec.name, shown) == getattr(book, spec.name), line
+    assert any(line.split()[:2] == ["hidden_sizes", "16,16,16"] for line in lines)
