@@ -71,3 +71,18 @@ def test_help_shows_every_config_key_with_its_default(capsys):
         shown = line.split()[1]
         assert coerce_value(spec.name, shown) == getattr(book, spec.name), line
     assert any(line.split()[:2] == ["hidden_sizes", "16,16,16"] for line in lines)
+
+
+@pytest.mark.parametrize(("key", "named"), [("gama", "did you mean 'gamma'?"), ("foo", "allowed: env_id, ")])
+def test_unknown_key_is_named_alike_by_set_and_yaml(capsys, tmp_path, key, named):
+    """`--set` and a YAML file go through one check: one line, exit 2, the near miss or else every allowed key."""
+    assert main(["train", "--set", f"{key}=1"]) == 2
+    from_set = capsys.readouterr().err
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{key}: 1\n")
+    assert main(["train", "--config", str(path)]) == 2
+    from_yaml = capsys.readouterr().err
+    for err, source in ((from_set, "--set"), (from_yaml, str(path))):
+        assert err.startswith(f"error: {source}: unknown config key '{key}' ({named}")
+        assert len(err.strip().splitlines()) == 1
+    assert from_set.split(": ", 2)[2] == from_yaml.split(": ", 2)[2]
