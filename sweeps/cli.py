@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-train the top configurations and the book on held-out seeds",
         description="Re-train the study's top complete trials and the book default on seeds no trial used "
         "(10000, 10001, ...), all as one population; log one MLflow run per configuration and print the held-out "
-        "medians with bootstrap 95%% CIs beside the in-sweep values.",
+        "medians with bootstrap 95% CIs beside the in-sweep values.",
     )
     validate.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
     validate.add_argument("--top", type=int, default=3, help="how many of the best trials (%(default)s)")

@@ -86,3 +86,19 @@ def test_unknown_key_is_named_alike_by_set_and_yaml(capsys, tmp_path, key, named
         assert err.startswith(f"error: {source}: unknown config key '{key}' ({named}")
         assert len(err.strip().splitlines()) == 1
     assert from_set.split(": ", 2)[2] == from_yaml.split(": ", 2)[2]
+
+
+def test_no_help_shows_a_doubled_percent_sign(capsys):
+    """argparse turns `%%` into `%` only in strings it %-formats (option help, or text with `%(prog)`); a literal
+    `%%` elsewhere reaches the user as is."""
+    from sweeps.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    shown = {}
+    for argv in ([], *([name] for name in commands)):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        shown[" ".join(argv)] = " ".join(capsys.readouterr().out.split())
+    for command, out in shown.items():
+        assert "%%" not in out and "%(" not in out, command
+    assert "bootstrap 95% CIs" in shown["validate"]
