@@ -197,7 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         "parent run.",
     )
     report.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
-    report.add_argument("--out", metavar="FILE.html", help="output file (reports/<study>.html)")
+    report.add_argument(
+        "--out",
+        metavar="FILE.html",
+        help="output file (reports/<study>.html beside a local mlflow.db, else in the working directory)",
+    )
     report.add_argument("--top", type=int, default=5, help="configurations in the comparison table (%(default)s)")
     _add_store_options(report)
     report.set_defaults(handler=_cmd_report)
@@ -458,6 +462,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import build_report
     from sweeps.preflight import TOP_MAX, bounded, check_output_file
     from sweeps.report_log import log_report
+    from sweeps.stores import default_report
 
     html_suffixes = (".html", ".htm")
 
@@ -467,7 +472,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_file(Path(args.out), "report --out", html_suffixes)
     data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
-    out = check_output_file(Path(args.out or f"reports/{data.name}.html"), "report --out", html_suffixes)
+    out = Path(args.out) if args.out else default_report(data.tracking_uri, data.name)
+    out = check_output_file(out, "report --out", html_suffixes)
     path = build_report(data, out, top=args.top)
     logged = log_report(data.tracking_uri, data.name, path)
     where = "; also logged to the study's MLflow parent run" if logged else " (the study has no MLflow parent run)"
