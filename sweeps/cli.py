@@ -296,7 +296,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         grace_period=args.grace_period,
         verdict=not args.no_validate,
     )
-    return _report(run_sweep(options), uri)
+    return _report(run_sweep(options), uri, options.storage)
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -314,7 +314,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
     )
-    return _report(run_sweep(options), uri)
+    return _report(run_sweep(options), uri, options.storage)
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
@@ -363,10 +363,9 @@ def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
     return study, uri
 
 
-def _report(summary: Any, uri: str) -> int:
+def _report(summary: Any, uri: str, storage: str) -> int:
+    from sweeps.browse import browse_lines
     from sweeps.runner import describe_counts, describe_seeds, trials_per_minute
-    from sweeps.stores import redact
-    from sweeps.tracking import trials_view_path
 
     rate = trials_per_minute(summary.new_trials, summary.seconds)
     tracked = summary.tracking_seconds
@@ -391,11 +390,8 @@ def _report(summary: Any, uri: str) -> int:
         print(f"best trial {summary.best_number}: {summary.best_value:g} episodes to solve ({params})")
     for note in summary.notes:
         print(note)
-    view = f"{trials_view_path(summary.experiment_id)} (trials, best first, with their params)"
-    if uri.startswith(("http://", "https://")):
-        print(f"browse: {redact(uri).rstrip('/')}/{view}")
-    else:
-        print(f"browse: mlflow ui --backend-store-uri {redact(uri)}, then open http://127.0.0.1:5000/{view}")
+    for line in browse_lines(uri, storage, summary.experiment_id):
+        print(line)
     if summary.interrupted:
         print(
             "interrupted: finished trials were kept; running ones are FAIL in Optuna, KILLED in MLflow", file=sys.stderr
