@@ -113,6 +113,7 @@ def test_report_goes_beside_a_local_store_wherever_it_runs(tmp_path, monkeypatch
     a store that is no local file leaves the working directory as the only sensible default."""
     root = tmp_path / "stores"
     root.mkdir()
+    monkeypatch.chdir(root)  # MLflow puts the artifacts of an experiment made without a location in ./mlruns
     journal_study(root, name="judged")
     uri = mlflow_store(root, ["judged"])
     elsewhere = tmp_path / "elsewhere"
