@@ -95,7 +95,8 @@ def test_verdict_table(stores):
     assert recorded_verdict(unjudged) is None and "dqn-sweep run" in NO_VERDICT
 
 
-def test_log_report_logs_to_the_parent_run(tmp_path):
+def test_log_report_logs_to_the_parent_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the experiment has no artifact location: MLflow's default is ./mlruns
     uri = mlflow_store(tmp_path, ["judged"])
     report = tmp_path / "judged.html"
     report.write_text("<html></html>")
