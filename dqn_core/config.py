@@ -100,12 +100,8 @@ class TrainConfig:
         """Build from a mapping (parsed YAML, say), rejecting unknown keys with a did-you-mean hint."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: expected a mapping of config keys, got {type(data).__name__}")
-        known = field_names()
         for key in data:
-            if key not in known:
-                hint = difflib.get_close_matches(str(key), known, n=1)
-                suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-                raise ConfigError(f"{source}: unknown config key '{key}'{suggestion}")
+            check_key(key, source=source)
         try:
             return cls(**{key: coerce_value(key, value) for key, value in data.items()})
         except ConfigError as exc:  # the value's rule, and where the value came from
@@ -116,9 +112,33 @@ def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)]
 
 
+def check_key(key: Any, *, source: str) -> None:
+    """Refuse a key that is no config field in one line: the near miss if there is one, else every allowed key.
+
+    One function for YAML files, mappings and `--set`, so every entry point names a typo the same way.
+    """
+    known = field_names()
+    if key in known:
+        return
+    hint = difflib.get_close_matches(str(key), known, n=1)
+    suggestion = f"did you mean '{hint[0]}'?" if hint else f"allowed: {', '.join(known)}"
+    raise ConfigError(f"{source}: unknown config key '{key}' ({suggestion})")
+
+
 def field_doc(name: str) -> str:
     """The one-line docstring under a field, for `--help` texts."""
     return _FIELD_DOCS.get(name, "")
+
+
+def field_default(name: str) -> str:
+    """A field's default as it is written in `--set` and YAML (`16,16,16`, `false`), read from the dataclass so
+    `--help` cannot drift from the code."""
+    default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, tuple):
+        return ",".join(map(str, default))
+    return str(default)
 
 
 def coerce_value(key: str, value: Any) -> Any:
@@ -154,10 +174,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects key=value, got '{text}'")
-    if key not in _FIELD_TYPES:
-        hint = difflib.get_close_matches(key, field_names(), n=1)
-        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        raise ConfigError(f"--set: unknown config key '{key}'{suggestion}")
+    check_key(key, source="--set")
     return key, coerce_value(key, raw.strip())
 
 

@@ -39,10 +39,10 @@ def _version() -> str:
 
 
 def _config_help() -> str:
-    from dqn_core.config import field_doc, field_names
+    from dqn_core.config import field_default, field_doc, field_names
 
-    from_book = "config keys for --set and YAML files (defaults are the book's):\n"
-    return from_book + "\n".join(f"  {name:<24} {field_doc(name)}" for name in field_names())
+    header = f"config keys for --set and YAML files:\n  {'key':<24} {'default':<12} (defaults are the book's)\n"
+    return header + "\n".join(f"  {name:<24} {field_default(name):<12} {field_doc(name)}" for name in field_names())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-train the top configurations and the book on held-out seeds",
         description="Re-train the study's top complete trials and the book default on seeds no trial used "
         "(10000, 10001, ...), all as one population; log one MLflow run per configuration and print the held-out "
-        "medians with bootstrap 95%% CIs beside the in-sweep values.",
+        "medians with bootstrap 95% CIs beside the in-sweep values.",
     )
     validate.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
     validate.add_argument("--top", type=int, default=3, help="how many of the best trials (%(default)s)")
@@ -230,7 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
         "parent run.",
     )
     report.add_argument("--study-name", "--study", dest="study_name", help="study (optional if only one)")
-    report.add_argument("--out", metavar="FILE.html", help="output file (reports/<study>.html)")
+    report.add_argument(
+        "--out",
+        metavar="FILE.html",
+        help="output file (reports/<study>.html beside a local mlflow.db, else in the working directory)",
+    )
     report.add_argument("--top", type=int, default=5, help="configurations in the comparison table (%(default)s)")
     _add_store_options(report)
     report.set_defaults(handler=_cmd_report)
@@ -341,7 +345,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         timeout_s=_timeout_s(args),
         queued=tuple(_queued(args, sweep, study_name)),
     )
-    return _report(run_sweep(options), uri)
+    return _report(run_sweep(options), uri, options.storage)
 
 
 def _timeout_s(args: argparse.Namespace) -> float | None:
@@ -387,7 +391,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         grace_period=args.grace_period,
         timeout_s=_timeout_s(args),
     )
-    return _report(run_sweep(options), uri)
+    return _report(run_sweep(options), uri, options.storage)
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
@@ -436,10 +440,9 @@ def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
     return study, uri
 
 
-def _report(summary: Any, uri: str) -> int:
+def _report(summary: Any, uri: str, storage: str) -> int:
+    from sweeps.browse import browse_lines
     from sweeps.runner import describe_counts, describe_seeds, trials_per_minute
-    from sweeps.stores import redact
-    from sweeps.tracking import trials_view_path
 
     rate = trials_per_minute(summary.new_trials, summary.seconds)
     tracked = summary.tracking_seconds
@@ -464,11 +467,8 @@ def _report(summary: Any, uri: str) -> int:
         print(f"best trial {summary.best_number}: {summary.best_value:g} episodes to solve ({params})")
     for note in summary.notes:
         print(note)
-    view = f"{trials_view_path(summary.experiment_id)} (trials, best first, with their params)"
-    if uri.startswith(("http://", "https://")):
-        print(f"browse: {redact(uri).rstrip('/')}/{view}")
-    else:
-        print(f"browse: mlflow ui --backend-store-uri {redact(uri)}, then open http://127.0.0.1:5000/{view}")
+    for line in browse_lines(uri, storage, summary.experiment_id):
+        print(line)
     if summary.interrupted:
         print(
             "interrupted: finished trials were kept; running ones are FAIL in Optuna, KILLED in MLflow", file=sys.stderr
@@ -539,6 +539,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import build_report
     from sweeps.preflight import TOP_MAX, bounded, check_output_file
     from sweeps.report_log import log_report
+    from sweeps.stores import default_report
 
     html_suffixes = (".html", ".htm")
 
@@ -548,7 +549,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_output_file(Path(args.out), "report --out", html_suffixes)
     data = StudyData.open(args.study_name, storage=args.storage, tracking=args.tracking_uri)
-    out = check_output_file(Path(args.out or f"reports/{data.name}.html"), "report --out", html_suffixes)
+    out = Path(args.out) if args.out else default_report(data.tracking_uri, data.name)
+    out = check_output_file(out, "report --out", html_suffixes)
     path = build_report(data, out, top=args.top)
     logged = log_report(data.tracking_uri, data.name, path)
     where = "; also logged to the study's MLflow parent run" if logged else " (the study has no MLflow parent run)"

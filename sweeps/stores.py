@@ -32,10 +32,21 @@ def sqlite_path(uri: str) -> Path | None:
     return None
 
 
+def store_folder(tracking: str) -> Path:
+    """The folder of a local SQLite tracking store, else the working directory: where a sweep's other files go by
+    default, so they travel with mlflow.db whatever folder a command runs in."""
+    db = sqlite_path(tracking)
+    return db.parent if db is not None else Path.cwd()
+
+
 def default_journal(tracking: str) -> Path:
     """The journal file sits beside mlflow.db, so the two stores of a sweep travel together."""
-    db = sqlite_path(tracking)
-    return (db.parent if db is not None else Path.cwd()) / JOURNAL_NAME
+    return store_folder(tracking) / JOURNAL_NAME
+
+
+def default_report(tracking: str, study_name: str) -> Path:
+    """`reports/<study>.html` beside mlflow.db, not in whatever folder `report` runs in."""
+    return store_folder(tracking) / "reports" / f"{study_name}.html"
 
 
 def storage_url(cli_value: str | None, tracking: str) -> str:

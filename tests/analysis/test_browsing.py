@@ -20,6 +20,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sweeps.cli import main
 from sweeps.stores import open_optuna_storage
 from sweeps.tracking import trials_view_path
 
@@ -144,3 +145,59 @@ def test_optuna_dashboard_serves_the_study(tiny_sweep, tmp_path):
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)
+
+
+def test_printed_browse_lines_work_pasted_in_any_folder(tiny_sweep, tmp_path, monkeypatch, capsys):
+    """`run` given relative store paths prints commands, not hints: the executables beside this interpreter and
+    absolute stores. Pasted in another folder, Optuna's CLI lists the study from the printed journal path and the
+    printed optuna-dashboard line serves it; the printed MLflow store opens there too."""
+    import shlex
+    import shutil
+
+    from tests.helpers import Stores
+
+    (tmp_path / "stores").mkdir()
+    stores = Stores(tmp_path / "stores")  # a copy: resuming reopens the study's MLflow parent run
+    shutil.copy(tiny_sweep.journal, stores.journal)
+    shutil.copy(tiny_sweep.root / "mlflow.db", stores.root / "mlflow.db")
+    monkeypatch.chdir(stores.root)
+    argv = ["run", "--config", "tiny.yaml", "--study", "tiny", "--tracking-uri", "sqlite:///mlflow.db"]
+    assert main([*argv, "--no-progress"]) == 0  # the budget is spent already: nothing is trained
+    lines = [line.removeprefix("browse: ") for line in capsys.readouterr().out.splitlines() if "browse: " in line]
+    assert len(lines) == 2
+    db, journal = (stores.root / "mlflow.db").resolve(), stores.journal.resolve()
+    ui, dashboard = (shlex.split(line, comments=True) for line in lines)
+    assert ui == [str(BIN / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{db}"]
+    assert dashboard == [str(BIN / "optuna-dashboard"), str(journal)]
+    assert lines[1].endswith("# then open http://127.0.0.1:8080")
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    experiment = MlflowClient(ui[3]).get_experiment_by_name("tiny")
+    assert f"http://127.0.0.1:5000/{trials_view_path(experiment.experiment_id)} " in lines[0]
+    listed = subprocess.run(
+        [str(BIN / "optuna"), "studies", "--storage", dashboard[1], "-f", "json"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [study["name"] for study in json.loads(listed.stdout)] == ["tiny"]
+
+    port = _free_port()
+    server = subprocess.Popen(
+        [*dashboard, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=elsewhere,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/api/studies")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=10) as response:
+            assert [s["study_name"] for s in json.loads(response.read())["study_summaries"]] == ["tiny"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert list(elsewhere.iterdir()) == []

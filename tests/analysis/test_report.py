@@ -13,9 +13,10 @@ from mlflow.tracking import MlflowClient
 from analysis.load import StudyData
 from analysis.report import SECTIONS, build_report
 from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
+from sweeps.cli import main
 from sweeps.report_log import log_report
-from sweeps.stores import open_optuna_storage
-from tests.analysis.builders import mlflow_store, racing_study, record_verdict
+from sweeps.stores import default_report, open_optuna_storage
+from tests.analysis.builders import journal_study, mlflow_store, racing_study, record_verdict
 
 
 class _Stores:
@@ -94,7 +95,8 @@ def test_verdict_table(stores):
     assert recorded_verdict(unjudged) is None and "dqn-sweep run" in NO_VERDICT
 
 
-def test_log_report_logs_to_the_parent_run(tmp_path):
+def test_log_report_logs_to_the_parent_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the experiment has no artifact location: MLflow's default is ./mlruns
     uri = mlflow_store(tmp_path, ["judged"])
     report = tmp_path / "judged.html"
     report.write_text("<html></html>")
@@ -105,3 +107,26 @@ def test_log_report_logs_to_the_parent_run(tmp_path):
     assert [a.path for a in client.list_artifacts(run_id)] == ["judged.html"]
     assert log_report(uri, "nope", report) is None  # no experiment: nothing is created
     assert client.get_experiment_by_name("nope") is None
+
+
+def test_report_goes_beside_a_local_store_wherever_it_runs(tmp_path, monkeypatch, capsys):
+    """`reports/<study>.html` beside mlflow.db (and the journal found beside it too), from any working directory;
+    a store that is no local file leaves the working directory as the only sensible default."""
+    root = tmp_path / "stores"
+    root.mkdir()
+    monkeypatch.chdir(root)  # MLflow puts the artifacts of an experiment made without a location in ./mlruns
+    journal_study(root, name="judged")
+    uri = mlflow_store(root, ["judged"])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["report", "--tracking-uri", uri]) == 0
+    written = root / "reports" / "judged.html"
+    assert written.is_file() and f"wrote {written} " in capsys.readouterr().out
+    assert list(elsewhere.iterdir()) == []
+
+    written.unlink()
+    monkeypatch.chdir(tmp_path)  # a relative store URI: the report still lands beside the file it names
+    assert main(["report", "--tracking-uri", "sqlite:///stores/mlflow.db"]) == 0
+    assert written.is_file() and not (tmp_path / "reports").exists()
+    assert default_report("http://127.0.0.1:5000", "judged") == tmp_path / "reports" / "judged.html"

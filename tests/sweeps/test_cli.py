@@ -54,3 +54,51 @@ def test_help_lists_config_keys(capsys):
     out = capsys.readouterr().out
     for key in ("gamma", "epsilon_decay_rate", "batch_size", "warmup", "reward_mode", "time_limit"):
         assert key in out
+
+
+def test_help_shows_every_config_key_with_its_default(capsys):
+    """Each key's line shows a default that `--set` would parse back to the dataclass's own default."""
+    from dataclasses import fields
+
+    from dqn_core.config import TrainConfig, coerce_value
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    book = TrainConfig()
+    for spec in fields(TrainConfig):
+        line = next(line for line in lines if line.startswith(f"  {spec.name} "))
+        shown = line.split()[1]
+        assert coerce_value(spec.name, shown) == getattr(book, spec.name), line
+    assert any(line.split()[:2] == ["hidden_sizes", "16,16,16"] for line in lines)
+
+
+@pytest.mark.parametrize(("key", "named"), [("gama", "did you mean 'gamma'?"), ("foo", "allowed: env_id, ")])
+def test_unknown_key_is_named_alike_by_set_and_yaml(capsys, tmp_path, key, named):
+    """`--set` and a YAML file go through one check: one line, exit 2, the near miss or else every allowed key."""
+    assert main(["train", "--set", f"{key}=1"]) == 2
+    from_set = capsys.readouterr().err
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{key}: 1\n")
+    assert main(["train", "--config", str(path)]) == 2
+    from_yaml = capsys.readouterr().err
+    for err, source in ((from_set, "--set"), (from_yaml, str(path))):
+        assert err.startswith(f"error: {source}: unknown config key '{key}' ({named}")
+        assert len(err.strip().splitlines()) == 1
+    assert from_set.split(": ", 2)[2] == from_yaml.split(": ", 2)[2]
+
+
+def test_no_help_shows_a_doubled_percent_sign(capsys):
+    """argparse turns `%%` into `%` only in strings it %-formats (option help, or text with `%(prog)`); a literal
+    `%%` elsewhere reaches the user as is."""
+    from sweeps.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    shown = {}
+    for argv in ([], *([name] for name in commands)):
+        with pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        shown[" ".join(argv)] = " ".join(capsys.readouterr().out.split())
+    for command, out in shown.items():
+        assert "%%" not in out and "%(" not in out, command
+    assert "bootstrap 95% CIs" in shown["validate"]

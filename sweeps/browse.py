@@ -1,0 +1,51 @@
+"""The `browse:` lines a sweep prints: commands for MLflow's UI and optuna-dashboard that work pasted anywhere.
+
+Bare executable names and the stores' relative paths worked only with the virtual environment activated and from
+the stores' folder. Here the executables are the ones installed beside the running interpreter (the project's
+`.venv/bin`) and every local store is an absolute path, so the part after `browse: ` runs as it is from any
+directory (what follows `#` is a comment to the shell).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+from sweeps.stores import JOURNAL_PREFIX, redact, sqlite_path
+from sweeps.tracking import trials_view_path
+
+MLFLOW_UI_URL = "http://127.0.0.1:5000"  # `mlflow ui`'s default address
+DASHBOARD_URL = "http://127.0.0.1:8080"  # optuna-dashboard's default address
+
+
+def executable(name: str) -> str:
+    """`name` beside the running interpreter when it is installed there, else the bare name (found on PATH)."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else name
+
+
+def absolute_store(url: str) -> str:
+    """A local SQLite URL or journal path made absolute; any other URL as it is, its password hidden."""
+    if url.startswith(JOURNAL_PREFIX):
+        return str(Path(url[len(JOURNAL_PREFIX) :]).resolve())  # the bare path: what optuna-dashboard takes
+    db = sqlite_path(url)
+    if db is not None and "?" not in url:
+        return f"sqlite:///{db.resolve()}"  # four slashes: sqlite:// + the absolute path
+    return redact(url)
+
+
+def browse_lines(tracking_uri: str, storage: str, experiment_id: str) -> list[str]:
+    """One line for the MLflow trials view and one for optuna-dashboard."""
+    view = f"{trials_view_path(experiment_id)} (trials, best first, with their params)"
+    if tracking_uri.startswith(("http://", "https://")):
+        mlflow = f"{redact(tracking_uri).rstrip('/')}/{view}"
+    else:
+        ui = _command(executable("mlflow"), "ui", "--backend-store-uri", absolute_store(tracking_uri))
+        mlflow = f"{ui}  # then open {MLFLOW_UI_URL}/{view}"
+    dashboard = _command(executable("optuna-dashboard"), absolute_store(storage))
+    return [f"browse: {mlflow}", f"browse: {dashboard}  # then open {DASHBOARD_URL}"]
+
+
+def _command(*words: str) -> str:
+    return shlex.join(words)
