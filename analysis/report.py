@@ -176,11 +176,15 @@ def _parallel(ctx: _Context) -> str:
 
 
 def _effects(ctx: _Context) -> str:
-    effects = compare.all_param_effects(ctx.data.trials)
+    log_params = compare.log_scale_params(ctx.data.study)
+    effects = compare.all_param_effects(ctx.data.trials, log_params=log_params)
+    log_note = (
+        f" ({', '.join(sorted(log_params))}: on the log of their values, as they were sampled)" if log_params else ""
+    )
     return (
         _table(effects)
-        + '<p class="note">Complete trials only; numeric parameters in quantile bins. median and IQR (q25-q75) '
-        "of the trial values.</p>"
+        + f'<p class="note">Complete trials only; numeric parameters in quantile bins{html.escape(log_note)}, '
+        "labelled with the values at their edges. median and IQR (q25-q75) of the trial values.</p>"
     )
 
 

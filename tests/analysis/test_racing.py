@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import numpy as np
 import optuna
 import pytest
@@ -10,7 +13,7 @@ from optuna.trial import TrialState
 from analysis import compare, plots
 from analysis.load import trials_frame
 from sweeps import stats
-from tests.analysis.builders import MAX_SEEDS, add_trial, racing_study
+from tests.analysis.builders import MAX_SEEDS, add_trial, racing_study, wide_study
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +112,32 @@ def test_budget_figure_without_finished_seeds_is_none():
 
 def test_bootstrap_ci_is_the_sweeps_one():
     assert compare.bootstrap_ci is stats.bootstrap_ci
+
+
+def _edges(label: str) -> tuple[float, float]:
+    match = re.fullmatch(r"[\[(](\S+), (\S+)\]", label)
+    assert match, f"not a bin label: {label}"
+    return float(match[1]), float(match[2])
+
+
+def test_log_scale_parameters_are_binned_in_log_space_with_their_real_edges():
+    study = wide_study()
+    trials = trials_frame(study)
+    log_params = compare.log_scale_params(study)
+    assert log_params == {"epsilon_decay_rate", "learning_rate", "epsilon_decay_steps"}  # from the distributions
+    effects = compare.all_param_effects(trials, log_params=log_params)
+    for param in ("epsilon_decay_rate", "learning_rate", "epsilon_decay_steps", "gamma", "warmup"):
+        rows = effects[effects["param"] == param]
+        edges = [_edges(label) for label in rows["bin"]]
+        flat = [edge for pair in edges for edge in pair]
+        assert all(edge > 0 for edge in flat), f"{param}: {rows['bin'].tolist()}"
+        assert all(low < high for low, high in edges) and all(a[1] == b[0] for a, b in itertools.pairwise(edges))
+        values = [t.params[param] for t in study.trials]
+        assert flat[0] == pytest.approx(min(values), rel=5e-3) and flat[-1] == pytest.approx(max(values), rel=5e-3)
+        assert rows["bin"].iloc[0].startswith("[") and rows["trials"].sum() == len(study.trials)
+
+    # the middle edge of four quantile bins of a log parameter is the geometric mean of the two middle values
+    rates = sorted(t.params["epsilon_decay_rate"] for t in study.trials)
+    middle = _edges(effects[effects["param"] == "epsilon_decay_rate"]["bin"].iloc[1])[1]
+    assert middle == pytest.approx(np.sqrt(rates[5] * rates[6]), rel=5e-3)
+    assert middle != pytest.approx((rates[5] + rates[6]) / 2, rel=1e-3)

@@ -15,7 +15,7 @@ from analysis.report import SECTIONS, build_report
 from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
 from sweeps.report_log import log_report
 from sweeps.stores import open_optuna_storage
-from tests.analysis.builders import mlflow_store, racing_study, record_verdict
+from tests.analysis.builders import mlflow_store, racing_study, record_verdict, wide_study
 
 
 class _Stores:
@@ -25,7 +25,8 @@ class _Stores:
         backend = open_optuna_storage(self.storage)
         self.verdict = record_verdict(racing_study(backend, name="judged"))
         racing_study(backend, name="unjudged")
-        self.tracking_uri = mlflow_store(root, ["judged", "unjudged"])
+        wide_study(backend, name="wide")
+        self.tracking_uri = mlflow_store(root, ["judged", "unjudged", "wide"])
 
     def open(self, name: str) -> StudyData:
         return StudyData.open(name, storage=self.storage, tracking=self.tracking_uri)
@@ -105,3 +106,10 @@ def test_log_report_logs_to_the_parent_run(tmp_path):
     assert [a.path for a in client.list_artifacts(run_id)] == ["judged.html"]
     assert log_report(uri, "nope", report) is None  # no experiment: nothing is created
     assert client.get_experiment_by_name("nope") is None
+
+
+def test_parameter_effects_of_log_parameters_have_positive_edges(stores, tmp_path):
+    effects = _section(build_report(stores.open("wide"), tmp_path / "wide.html").read_text(), "effects")
+    bins = re.findall(r"<td>([\[(][^<]*\])</td>", effects)
+    assert len(bins) >= 12 and not [b for b in bins if "-" in b]
+    assert "epsilon_decay_rate, epsilon_decay_steps, learning_rate: on the log of their values" in effects
