@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from analysis import compare, plots
 from analysis.load import trials_frame
 from sweeps import stats
-from tests.analysis.builders import MAX_SEEDS, add_trial, racing_study, wide_study
+from tests.analysis.builders import DISTRIBUTIONS, MAX_SEEDS, add_trial, racing_study, wide_study
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +141,34 @@ def test_log_scale_parameters_are_binned_in_log_space_with_their_real_edges():
     middle = _edges(effects[effects["param"] == "epsilon_decay_rate"]["bin"].iloc[1])[1]
     assert middle == pytest.approx(np.sqrt(rates[5] * rates[6]), rel=5e-3)
     assert middle != pytest.approx((rates[5] + rates[6]) / 2, rel=1e-3)
+
+
+def test_parallel_coordinates_labels_do_not_overlap():
+    figure = plots.parallel_figure(wide_study())
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    main = figure.axes[0]
+    twins = [axes for axes in figure.axes[1:] if main.get_shared_x_axes().joined(main, axes)]
+    names = [label.get_text() for label in main.get_xticklabels()]
+    assert names == ["Objective Value", *sorted(DISTRIBUTIONS)]  # Optuna writes "target_refresh_ep..."
+    labels = [
+        label
+        for axes in figure.axes
+        for axis in (axes.xaxis, axes.yaxis)
+        if axis.get_visible()
+        for label in axis.get_ticklabels()
+        if label.get_visible() and label.get_text()
+    ]
+    boxes = [(label.get_text(), label.get_window_extent(renderer)) for label in labels]
+    overlapping = [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+    assert not overlapping
+    frame = main.get_window_extent(renderer)
+    gap = frame.width / len(twins)
+    for index, axes in enumerate(twins):  # a parameter's tick labels stay between its axis and the next
+        for label in axes.get_yticklabels():
+            box = label.get_window_extent(renderer)
+            assert frame.x0 + (index + 1) * gap < box.x0 and box.x1 < frame.x0 + (index + 2) * gap
+        if axes.get_yscale() == "log":  # lowest, middle, highest; no labelled minor ticks
+            assert len([t for t in axes.get_yticklabels() + axes.get_yticklabels(minor=True) if t.get_text()]) == 3
+    png = plots.to_png(figure)
+    assert png.startswith(b"\x89PNG")
