@@ -31,6 +31,7 @@ __all__ = [
     "learning_curves",
     "log_scale_params",
     "param_effects",
+    "per_seed_table",
     "per_trial",
     "seed_distribution",
     "state_counts",
@@ -57,10 +58,10 @@ def ci_text(values: list[float] | np.ndarray) -> str:
 def per_trial(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: state, value, params and its seeds (the trial x seed frame collapsed).
 
-    `per_seed` is {seed: episodes to solve} of the seeds the trial finished, `seed_values` the same values in seed
-    order, `seeds` their count, `median` their median (a pruned trial's too; its `value` is NaN). Pruned trials of
-    older studies have only lower bounds: `seeds` counts them, `median` is the median of the bounds and
-    `lower_bounds_only` is True.
+    `per_seed` is {seed: episodes to solve} (whole numbers) of the seeds the trial finished, `seed_values` the same
+    values in seed order, `seeds` their count, `median` their median (a pruned trial's too; its `value` is NaN).
+    Pruned trials of older studies have only lower bounds: `seeds` counts them, `median` is the median of the bounds
+    and `lower_bounds_only` is True.
     """
     params = [c for c in trials.columns if c.startswith("params.")]
     grouped = trials.sort_values(["trial", "seed"]).groupby("trial", sort=True)
@@ -68,7 +69,7 @@ def per_trial(trials: pd.DataFrame) -> pd.DataFrame:
     per_seed, seeds, medians, bounds_only = [], [], [], []
     for _, group in grouped:
         solved = group.dropna(subset=["episodes_to_solve"])
-        values = {int(s): float(v) for s, v in zip(solved["seed"], solved["episodes_to_solve"], strict=True)}
+        values = {int(s): int(v) for s, v in zip(solved["seed"], solved["episodes_to_solve"], strict=True)}
         bounds = group["lower_bound"].dropna().tolist()
         only = not values and bool(bounds)
         per_seed.append(values)
@@ -137,6 +138,25 @@ def top_configurations(trials: pd.DataFrame, k: int = 5) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def per_seed_table(per_seed: Mapping[str, Mapping[int, float]], max_episodes: int | None = None) -> pd.DataFrame:
+    """Episodes to solve of each configuration (rows, by label) on each seed (columns), as text so that no table
+    shows 80.0: whole numbers, ">max_episodes" for a seed that never solved (the objective counts it as
+    max_episodes + 1), "-" for a seed the configuration did not train."""
+    seeds = sorted({seed for values in per_seed.values() for seed in values})
+    rows = {
+        label: [_episodes_text(values.get(seed), max_episodes) for seed in seeds] for label, values in per_seed.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[str(seed) for seed in seeds])
+
+
+def _episodes_text(value: float | None, max_episodes: int | None) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if max_episodes is not None and value > max_episodes:
+        return f">{max_episodes}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
 
 
 def budget_table(trials: pd.DataFrame) -> pd.DataFrame:

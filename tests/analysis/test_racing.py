@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from analysis import compare, plots
 from analysis.load import trials_frame
 from sweeps import stats
-from tests.analysis.builders import DISTRIBUTIONS, MAX_SEEDS, add_trial, racing_study, wide_study
+from tests.analysis.builders import DISTRIBUTIONS, MAX_EPISODES, MAX_SEEDS, add_trial, racing_study, wide_study
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +141,24 @@ def test_log_scale_parameters_are_binned_in_log_space_with_their_real_edges():
     middle = _edges(effects[effects["param"] == "epsilon_decay_rate"]["bin"].iloc[1])[1]
     assert middle == pytest.approx(np.sqrt(rates[5] * rates[6]), rel=5e-3)
     assert middle != pytest.approx((rates[5] + rates[6]) / 2, rel=1e-3)
+
+
+def test_per_seed_values_are_whole_numbers():
+    study = wide_study()
+    trials = trials_frame(study)
+    assert str(trials["episodes_to_solve"].dtype) == "Int64" and str(trials["lower_bound"].dtype) == "Int64"
+    table = compare.per_trial(trials).set_index("trial")
+    assert all(type(v) is int for values in table["per_seed"] for v in values.values())
+    assert ".0" not in repr(table.loc[0, "per_seed"]) and table.loc[0, "per_seed"][3] == MAX_EPISODES + 1
+
+    shown = compare.per_seed_table({"book": table.loc[0, "per_seed"], "short": {0: 61.0, 1: 70.0}}, MAX_EPISODES)
+    assert shown.columns.tolist() == [str(seed) for seed in range(MAX_SEEDS)]
+    assert shown.loc["book", "3"] == f">{MAX_EPISODES}"  # never solved: marked, not printed as 501
+    assert shown.loc["book", "0"] == str(table.loc[0, "per_seed"][0]) and shown.loc["short", "0"] == "61"
+    assert (shown.loc["short", [str(s) for s in range(2, MAX_SEEDS)]] == "-").all()  # not trained
+    assert not shown.map(lambda text: text.endswith(".0")).any().any()
+    old = compare.per_trial(trials_frame(racing_study())).set_index("trial")  # lower bounds of an older study
+    assert old.loc[7, "median"] == 160 and np.isnan(old.loc[7, "value"])
 
 
 def test_parallel_coordinates_labels_do_not_overlap():
