@@ -82,13 +82,13 @@ def parallel_figure(study: optuna.Study) -> plt.Figure | None:
     names = _axis_names([label.get_text() for label in main.get_xticklabels()], complete)
     for name, axes in zip(names[1:], twins, strict=True):
         _three_ticks(axes, name, complete)
-        axes.tick_params(axis="y", labelsize=7)
+        axes.tick_params(axis="y", labelsize=9)
         for label in axes.get_yticklabels():
-            label.set_bbox({"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 0.5})
-    main.set_xticks(main.get_xticks(), names, rotation=0, ha="center", fontsize=8)
+            label.set_bbox({"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    main.set_xticks(main.get_xticks(), names, rotation=0, ha="center", fontsize=9)
     for index, tick in enumerate(main.xaxis.get_major_ticks()):
         # below the lowest tick labels beside the spines; odd names a row lower, neighbours may be wider than a gap
-        tick.set_pad(7 + 12 * (index % 2))
+        tick.set_pad(8 + 13 * (index % 2))
     _widen_to_fit(figure, main, twins)
     return figure
 

@@ -161,6 +161,21 @@ def test_per_seed_values_are_whole_numbers():
     assert old.loc[7, "median"] == 160 and np.isnan(old.loc[7, "value"])
 
 
+def _drawn_tick_labels(figure) -> list:
+    """Every tick label matplotlib draws: on a visible axis, at a tick inside the axis' limits, with text."""
+    labels = []
+    for axes in figure.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            if not axis.get_visible():
+                continue
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * (high - low)
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if low - slack <= tick.get_loc() <= high + slack:
+                    labels += [text for text in (tick.label1, tick.label2) if text.get_visible() and text.get_text()]
+    return labels
+
+
 def test_parallel_coordinates_labels_do_not_overlap():
     figure = plots.parallel_figure(wide_study())
     figure.canvas.draw()
@@ -169,15 +184,7 @@ def test_parallel_coordinates_labels_do_not_overlap():
     twins = [axes for axes in figure.axes[1:] if main.get_shared_x_axes().joined(main, axes)]
     names = [label.get_text() for label in main.get_xticklabels()]
     assert names == ["Objective Value", *sorted(DISTRIBUTIONS)]  # Optuna writes "target_refresh_ep..."
-    labels = [
-        label
-        for axes in figure.axes
-        for axis in (axes.xaxis, axes.yaxis)
-        if axis.get_visible()
-        for label in axis.get_ticklabels()
-        if label.get_visible() and label.get_text()
-    ]
-    boxes = [(label.get_text(), label.get_window_extent(renderer)) for label in labels]
+    boxes = [(label.get_text(), label.get_window_extent(renderer)) for label in _drawn_tick_labels(figure)]
     overlapping = [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
     assert not overlapping
     frame = main.get_window_extent(renderer)
