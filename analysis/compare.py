@@ -12,7 +12,7 @@ the same first weights and environment states, which removes much of the between
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import optuna
@@ -29,7 +29,9 @@ __all__ = [
     "ci_text",
     "importances",
     "learning_curves",
+    "log_scale_params",
     "param_effects",
+    "per_seed_table",
     "per_trial",
     "seed_distribution",
     "state_counts",
@@ -56,10 +58,10 @@ def ci_text(values: list[float] | np.ndarray) -> str:
 def per_trial(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per trial: state, value, params and its seeds (the trial x seed frame collapsed).
 
-    `per_seed` is {seed: episodes to solve} of the seeds the trial finished, `seed_values` the same values in seed
-    order, `seeds` their count, `median` their median (a pruned trial's too; its `value` is NaN). Pruned trials of
-    older studies have only lower bounds: `seeds` counts them, `median` is the median of the bounds and
-    `lower_bounds_only` is True.
+    `per_seed` is {seed: episodes to solve} (whole numbers) of the seeds the trial finished, `seed_values` the same
+    values in seed order, `seeds` their count, `median` their median (a pruned trial's too; its `value` is NaN).
+    Pruned trials of older studies have only lower bounds: `seeds` counts them, `median` is the median of the bounds
+    and `lower_bounds_only` is True.
     """
     params = [c for c in trials.columns if c.startswith("params.")]
     grouped = trials.sort_values(["trial", "seed"]).groupby("trial", sort=True)
@@ -67,7 +69,7 @@ def per_trial(trials: pd.DataFrame) -> pd.DataFrame:
     per_seed, seeds, medians, bounds_only = [], [], [], []
     for _, group in grouped:
         solved = group.dropna(subset=["episodes_to_solve"])
-        values = {int(s): float(v) for s, v in zip(solved["seed"], solved["episodes_to_solve"], strict=True)}
+        values = {int(s): int(v) for s, v in zip(solved["seed"], solved["episodes_to_solve"], strict=True)}
         bounds = group["lower_bound"].dropna().tolist()
         only = not values and bool(bounds)
         per_seed.append(values)
@@ -138,6 +140,25 @@ def top_configurations(trials: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def per_seed_table(per_seed: Mapping[str, Mapping[int, float]], max_episodes: int | None = None) -> pd.DataFrame:
+    """Episodes to solve of each configuration (rows, by label) on each seed (columns), as text so that no table
+    shows 80.0: whole numbers, ">max_episodes" for a seed that never solved (the objective counts it as
+    max_episodes + 1), "-" for a seed the configuration did not train."""
+    seeds = sorted({seed for values in per_seed.values() for seed in values})
+    rows = {
+        label: [_episodes_text(values.get(seed), max_episodes) for seed in seeds] for label, values in per_seed.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=[str(seed) for seed in seeds])
+
+
+def _episodes_text(value: float | None, max_episodes: int | None) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if max_episodes is not None and value > max_episodes:
+        return f">{max_episodes}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
+
+
 def budget_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Per state: trials and seed trainings spent on them; where a racing sweep's budget went."""
     table = per_trial(trials)
@@ -156,30 +177,70 @@ def seed_distribution(trials: pd.DataFrame) -> pd.DataFrame:
     return counts.reindex(columns=["COMPLETE", "PRUNED"], fill_value=0).rename_axis(columns=None).reset_index()
 
 
-def param_effects(trials: pd.DataFrame, param: str, bins: int = 4) -> pd.DataFrame:
-    """Median and IQR of trial values per bin (quantile bins for numbers, one group per category)."""
+def log_scale_params(study: optuna.Study) -> set[str]:
+    """Parameters the search space draws on a log scale (`log: true`), as the trials' Optuna distributions say."""
+    return {
+        name
+        for trial in study.get_trials(deepcopy=False)
+        for name, distribution in trial.distributions.items()
+        if getattr(distribution, "log", False)
+    }
+
+
+def param_effects(trials: pd.DataFrame, param: str, bins: int = 4, *, log: bool = False) -> pd.DataFrame:
+    """Median and IQR of trial values per bin (quantile bins for numbers, one group per category).
+
+    A log-scale parameter is binned on the log of its values, so bin edges sit where the sampler spread the values
+    (geometric, not arithmetic, midpoints). Bins are labelled with their real edges, lowest value included:
+    pandas' own labels stretch the lowest edge by 0.1% of the range (in log space) or down to below zero.
+    """
     table = per_trial(trials)
     column = f"params.{param}"
     complete = table[(table["state"] == "COMPLETE") & table[column].notna()]
     if complete.empty:
         return pd.DataFrame(columns=["param", "bin", "trials", "median", "q25", "q75"])
-    values = complete[column]
+    values = complete[column].rename("bin")
     if pd.api.types.is_numeric_dtype(values) and values.nunique() > bins:
-        groups = pd.qcut(values, q=bins, duplicates="drop")
-    else:
-        groups = values
-    stats = complete.groupby(groups, observed=True)["value"].agg(
+        values = pd.Series(_quantile_bins(values.astype(float), bins, log=log), index=values.index, name="bin")
+    stats = complete.groupby(values, observed=True, sort=True)["value"].agg(
         trials="count", median="median", q25=lambda v: v.quantile(0.25), q75=lambda v: v.quantile(0.75)
     )
-    stats = stats.reset_index().rename(columns={column: "bin"})
+    stats = stats.reset_index()
     stats.insert(0, "param", param)
     stats["bin"] = stats["bin"].astype(str)
     return stats
 
 
-def all_param_effects(trials: pd.DataFrame, bins: int = 4) -> pd.DataFrame:
+def _quantile_bins(values: pd.Series, bins: int, *, log: bool) -> pd.Categorical:
+    """Each value's quantile bin as an ordered category labelled "[low, high]" (first bin) or "(low, high]"."""
+    scaled = np.log10(values) if log else values
+    edges = np.unique(np.quantile(scaled, np.linspace(0, 1, bins + 1)))
+    real = 10**edges if log else edges.copy()
+    real[0], real[-1] = values.min(), values.max()  # exact, not rounded through log10
+    text = _edge_texts(real)
+    labels = [f"{'[' if i == 0 else '('}{text[i]}, {text[i + 1]}]" for i in range(len(edges) - 1)]
+    codes = pd.cut(scaled, edges, labels=False, include_lowest=True)
+    return pd.Categorical.from_codes(codes.astype(int), categories=labels, ordered=True)
+
+
+def _edge_texts(edges: np.ndarray) -> list[str]:
+    """Edges with the fewest significant digits (3 to 8) that keep neighbouring edges apart, never in scientific
+    notation and never rounding whole numbers (a bin of epsilon_decay_steps reads [7355, 8742], not 7.36e+03)."""
+    whole = [len(str(int(abs(edge)))) if abs(edge) >= 1 else 0 for edge in edges]
+    for digits in range(3, 9):
+        text = [
+            np.format_float_positional(edge, precision=max(digits, n), fractional=False, trim="-")
+            for edge, n in zip(edges, whole, strict=True)
+        ]
+        if len(set(text)) == len(text):
+            return text
+    return text
+
+
+def all_param_effects(trials: pd.DataFrame, bins: int = 4, *, log_params: Collection[str] = ()) -> pd.DataFrame:
+    """`param_effects` of every parameter; `log_params` (see `log_scale_params`) are binned in log space."""
     params = [c.removeprefix("params.") for c in trials.columns if c.startswith("params.")]
-    frames = [param_effects(trials, p, bins) for p in params]
+    frames = [param_effects(trials, p, bins, log=p in log_params) for p in params]
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

@@ -22,12 +22,14 @@ from dqn_core.errors import ConfigError
 from sweeps.inspect import load_existing_study
 from sweeps.preflight import probe_tracking_store
 from sweeps.record import (
+    ATTR_BASE_CONFIG,
     CURVES_FILE,
     TRIAL_CENSORED,
     TRIAL_ENV_STEPS,
     TRIAL_LOWER_BOUNDS,
     TRIAL_RUN_ID,
     TRIAL_WALL_TIME,
+    base_config,
     is_baseline,
     per_seed_values,
 )
@@ -93,6 +95,14 @@ class StudyData:
     def episodes(self) -> pd.DataFrame:
         return episodes_frame(self)
 
+    @cached_property
+    def max_episodes(self) -> int | None:
+        """The trainer's episode cap: a seed that did not solve within it counts as max_episodes + 1. None when the
+        study records no trainer config."""
+        if ATTR_BASE_CONFIG not in self.study.user_attrs:
+            return None
+        return base_config(self.study).max_episodes
+
     def parent_run_id(self) -> str | None:
         runs = self.runs
         if runs.empty or f"tags.{TAG_ROLE}" not in runs:
@@ -105,9 +115,10 @@ def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.Da
     """One row per trial x finished seed: params, trial state and value, the seed's result, durations, the run id.
 
     `episodes_to_solve` is the seed's episodes to solve (max_episodes + 1 when censored), for complete and pruned
-    trials alike. Pruned trials of older studies recorded only a lower bound per seed: their `episodes_to_solve`
-    is NaN and `lower_bound` holds the bound (elsewhere `lower_bound` equals `episodes_to_solve`). Failed and
-    running trials get one row with seed -1 and no values, so they are still counted.
+    trials alike, a whole number (pandas' nullable Int64, <NA> where there is none). Pruned trials of older studies
+    recorded only a lower bound per seed: their `episodes_to_solve` is <NA> and `lower_bound` holds the bound
+    (elsewhere `lower_bound` equals `episodes_to_solve`). Failed and running trials get one row with seed -1 and no
+    values, so they are still counted.
     """
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -131,6 +142,8 @@ def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.Da
                 }
             )
     frame = pd.DataFrame(rows)
+    if not frame.empty:  # whole episodes; pandas' nullable integers keep a missing value <NA> instead of a float NaN
+        frame = frame.astype({"episodes_to_solve": "Int64", "lower_bound": "Int64"})
     if runs is not None and not runs.empty and f"tags.{TAG_TRIAL}" in runs and not frame.empty:
         status = runs.set_index("run_id")["status"]
         frame["mlflow_status"] = frame["mlflow_run_id"].map(status)

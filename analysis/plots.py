@@ -18,7 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import optuna
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullLocator
+from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from analysis import compare
 
@@ -62,10 +63,90 @@ def importance_figure(study: optuna.Study) -> plt.Figure | None:
 
 
 def parallel_figure(study: optuna.Study) -> plt.Figure | None:
+    """Optuna's parallel coordinates, relabelled so that no two labels overlap.
+
+    Optuna gives each parameter axis matplotlib's default ticks (on a log axis also labelled minor ticks) to the
+    right of its spine, where they run into the next axis, and truncates long names ("target_refresh_ep...").
+    Here every numeric axis gets three ticks (its lowest, middle and highest value; one on a constant axis), names
+    are written out in two staggered rows, and the figure is made wide enough for the widest label.
+    """
     figure = optuna_figure(optuna.visualization.matplotlib.plot_parallel_coordinate, study)
-    if figure is not None:
-        figure.set_size_inches(11, 5)  # one axis per parameter needs the width
+    if figure is None:
+        return None
+    figure.set_size_inches(11, 5)  # one axis per parameter needs the width
+    main = figure.axes[0]
+    twins = [axes for axes in figure.axes[1:] if main.get_shared_x_axes().joined(main, axes)]
+    if not twins:  # no parameter to draw
+        return figure
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    names = _axis_names([label.get_text() for label in main.get_xticklabels()], complete)
+    for name, axes in zip(names[1:], twins, strict=True):
+        _three_ticks(axes, name, complete)
+        axes.tick_params(axis="y", labelsize=9)
+        for label in axes.get_yticklabels():
+            label.set_bbox({"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    main.set_xticks(main.get_xticks(), names, rotation=0, ha="center", fontsize=9)
+    for index, tick in enumerate(main.xaxis.get_major_ticks()):
+        # below the lowest tick labels beside the spines; odd names a row lower, neighbours may be wider than a gap
+        tick.set_pad(8 + 13 * (index % 2))
+    _widen_to_fit(figure, main, twins)
     return figure
+
+
+def _axis_names(labels: list[str], trials: list[optuna.trial.FrozenTrial]) -> list[str]:
+    """The objective's label and every parameter's full name: Optuna draws one axis per parameter in sorted order
+    and shortens names from 20 characters on ("target_refresh_ep..."). Optuna's labels where they do not match."""
+    params = sorted({name for trial in trials for name in trial.params})
+    matches = len(params) == len(labels) - 1 and all(
+        label == name or (label.endswith("...") and name.startswith(label[:-3]))
+        for label, name in zip(labels[1:], params, strict=True)
+    )
+    return [labels[0], *params] if matches else labels
+
+
+def _three_ticks(axes: plt.Axes, name: str, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Lowest, middle and highest value on a numeric axis (geometric middle on a log axis). Categorical axes, and
+    axes of a parameter some trials lack, keep Optuna's ticks: there each tick is a labelled category (or "None")."""
+    distributions = [t.distributions[name] for t in trials if name in t.params]
+    if len(distributions) < len(trials) or any(isinstance(d, CategoricalDistribution) for d in distributions):
+        return
+    values = [t.params[name] for t in trials]
+    log = axes.get_yscale() == "log"
+    low, high = min(values), max(values)
+    if low == high:  # Optuna draws a constant parameter through the middle of its axis
+        ticks = [low]
+        axes.set_ylim((low / 2, low * 2) if log else (low - 1, low + 1) if low == 0 else (low * 0.9, low * 1.1))
+    else:
+        ticks = list(np.geomspace(low, high, 3) if log else np.linspace(low, high, 3))
+        if all(isinstance(d, IntDistribution) for d in distributions):
+            ticks = sorted({round(t) for t in ticks})
+    axes.yaxis.set_minor_locator(NullLocator())
+    axes.set_yticks(ticks, [_tick_text(t) for t in ticks])
+
+
+def _tick_text(value: float) -> str:
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _widen_to_fit(figure: plt.Figure, main: plt.Axes, twins: list[plt.Axes]) -> None:
+    """Widen the figure until the gap between two parameter axes holds every tick label beside a spine (with its
+    tick) and half of two names in the same row (every other name)."""
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    frame = main.get_window_extent(renderer)
+    gap = frame.width / len(twins)
+    beside = [
+        label.get_window_extent(renderer).x1 - (frame.x0 + (index + 1) * gap) + 6
+        for index, axes in enumerate(twins)
+        for label in axes.get_yticklabels()
+        if label.get_text()
+    ]
+    names = [label.get_window_extent(renderer).width for label in main.get_xticklabels()]
+    in_a_row = [(a + b) / 4 + 4 for a, b in zip(names, names[2:], strict=False)]
+    needed = max([*beside, *in_a_row])
+    if needed > gap:  # the axes keep their share of the figure's width, so the gap grows with it
+        width, height = figure.get_size_inches()
+        figure.set_size_inches(width * needed / gap, height)
 
 
 def curves_figure(

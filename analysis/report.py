@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import compare, plots
@@ -48,7 +49,10 @@ body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0
 h1{font-size:1.6em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .5em}
 th{background:#f4f4f4} img{max-width:100%} .note{color:#666;font-size:.9em}
+.table{max-width:100%;overflow-x:auto}
 """
+# .table: every table sits in its own box that scrolls sideways when it is wider than the page (many parameters,
+# many seeds), so the page itself never does.
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,8 @@ def _nav() -> str:
 def _table(frame: pd.DataFrame, *, floats: str = "{:.4g}") -> str:
     if frame.empty:
         return '<p class="note">nothing to show</p>'
-    return frame.to_html(index=False, border=0, float_format=floats.format, na_rep="-", escape=True)
+    table = frame.to_html(index=False, border=0, float_format=floats.format, na_rep="-", escape=True)
+    return f'<div class="table">{table}</div>'
 
 
 def _image(uri: str | None, alt: str, missing: str) -> str:
@@ -127,12 +132,12 @@ def _summary(ctx: _Context) -> str:
         ("objective", "episodes to five consecutive successes, median over seeds (lower is better)"),
         ("best", "no complete trial" if best is None else f"trial {int(best['trial'])}: {best['value']:g}"),
         ("environment", str(base.get("env_id", "?"))),
-        ("max episodes", f"{base.get('max_episodes', '?')} (an unsolved seed counts as max + 1)"),
+        ("max episodes", f"{data.max_episodes or '?'} (an unsolved seed counts as max + 1)"),
         ("MLflow store", redact(data.tracking_uri)),
         ("generated", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<table>{cells}</table>"
+    return f'<div class="table"><table>{cells}</table></div>'
 
 
 def _seeds_text(seeds: list[int]) -> str:
@@ -176,28 +181,37 @@ def _parallel(ctx: _Context) -> str:
 
 
 def _effects(ctx: _Context) -> str:
-    effects = compare.all_param_effects(ctx.data.trials)
+    log_params = compare.log_scale_params(ctx.data.study)
+    effects = compare.all_param_effects(ctx.data.trials, log_params=log_params)
+    log_note = (
+        f" ({', '.join(sorted(log_params))}: on the log of their values, as they were sampled)" if log_params else ""
+    )
     return (
         _table(effects)
-        + '<p class="note">Complete trials only; numeric parameters in quantile bins. median and IQR (q25-q75) '
-        "of the trial values.</p>"
+        + f'<p class="note">Complete trials only; numeric parameters in quantile bins{html.escape(log_note)}, '
+        "labelled with the values at their edges. median and IQR (q25-q75) of the trial values.</p>"
     )
 
 
 def _top(ctx: _Context) -> str:
+    """Three narrow tables instead of one too wide for the page: the comparison, the parameters (one column per
+    configuration) and the episodes to solve seed by seed."""
     table = ctx.top
     if table.empty:
         return '<p class="note">no complete trial yet</p>'
+    labels = [ctx.label(int(r.trial), r.baseline) for r in table.itertuples()]
+    columns = ["rank", "value", "seeds", "ci_95", "common_seeds", "paired_difference", "paired_p"]
+    comparison = table[columns].assign(config=labels)[["config", *columns]]
     params = [c for c in table.columns if c.startswith("params.")]
-    columns = ["rank", "trial", "baseline", "value", "seeds", "ci_95", "common_seeds", "paired_difference"]
-    shown = table[[*columns, "paired_p", "vs_best", *params]]
-    shown = shown.rename(columns={c: c.removeprefix("params.") for c in params})
+    values = table[params].map(_param_text).set_axis(labels).T
+    values = values.set_axis([c.removeprefix("params.") for c in params]).rename_axis("parameter").reset_index()
+    per_seed = compare.per_seed_table(dict(zip(labels, table["per_seed"], strict=True)), ctx.data.max_episodes)
     verdicts = [
-        f"{ctx.label(int(r.trial), r.baseline)} is {r.vs_best}" for r in table.itertuples() if r.vs_best != "best"
+        f"{label} is {r.vs_best}" for label, r in zip(labels, table.itertuples(), strict=True) if r.vs_best != "best"
     ]
     notes = "".join(f"<li>{html.escape(v)}</li>" for v in verdicts)
     return (
-        _table(shown)
+        _table(comparison)
         + f"<ul>{notes}</ul>"
         + f'<p class="note">value: median episodes to solve over the trial\'s seeds. ci_95: bootstrap 95% interval '
         f"of that median, shown from {MIN_SEEDS_FOR_CI} seeds on. Each row is compared with the best trial seed by "
@@ -205,7 +219,25 @@ def _top(ctx: _Context) -> str:
         f"zero: slower), paired_p a two-sided Wilcoxon signed-rank test; 'worse' means p < {compare.ALPHA:g}, "
         "uncorrected for comparing several rows, and these are the seeds the sweep selected on (see Verdict for "
         "unseen seeds).</p>"
+        + "<h3>Parameters</h3>"
+        + _table(values)
+        + "<h3>Episodes to solve on each seed</h3>"
+        + _table(per_seed.rename_axis("config").reset_index())
+        + '<p class="note">'
+        + html.escape(
+            f">{ctx.data.max_episodes}: the seed never solved (it counts as {ctx.data.max_episodes} + 1); "
+            if ctx.data.max_episodes
+            else ""
+        )
+        + "-: the trial did not train that seed.</p>"
     )
+
+
+def _param_text(value: object) -> str:
+    """A parameter as the sweep would write it: floats to 4 significant digits, "-" where a trial lacks it."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _curves(ctx: _Context) -> str:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import optuna
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from sweeps.record import (
@@ -30,9 +31,15 @@ from sweeps.tracking import TAG_ROLE, TAG_STUDY
 
 MAX_SEEDS = 16
 MAX_EPISODES = 500
-DISTRIBUTIONS = {
+DISTRIBUTIONS = {  # the default search space's kinds: linear and log-scale floats and ints, categoricals
     "gamma": FloatDistribution(0.9, 0.999),
     "batch_size": CategoricalDistribution([16, 32, 64]),
+    "epsilon_decay_rate": FloatDistribution(0.0002, 0.005, log=True),
+    "learning_rate": FloatDistribution(0.0003, 0.003, log=True),
+    "epsilon_decay_steps": IntDistribution(1000, 10000, log=True),
+    "epsilon_schedule": CategoricalDistribution(["exponential", "linear"]),
+    "target_refresh_episodes": IntDistribution(1, 4),
+    "warmup": IntDistribution(0, 20),
 }
 
 
@@ -82,6 +89,32 @@ def racing_study(storage: optuna.storages.BaseStorage | None = None, name: str =
     add_trial(study, [150.0, 160.0, 170.0], state=TrialState.PRUNED, old_lower_bounds=True)
     study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL))
     return study
+
+
+def wide_study(
+    storage: optuna.storages.BaseStorage | None = None, name: str = "wide", trials: int = 12
+) -> optuna.Study:
+    """Every parameter of DISTRIBUTIONS searched (log-scale ones drawn in log space), all trials complete on every
+    seed with whole episode counts; trial 0 is the book and its seed 3 never solved (max_episodes + 1)."""
+    study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
+    study.set_user_attr(ATTR_SEEDS, list(range(MAX_SEEDS)))
+    study.set_user_attr(ATTR_BASE_CONFIG, {"env_id": "CartPole-v1", "max_episodes": MAX_EPISODES})
+    rng = np.random.default_rng(0)
+    for number in range(trials):
+        params = {param: _draw(rng, distribution) for param, distribution in DISTRIBUTIONS.items()}
+        values = [float(rng.integers(40, 160)) for _ in range(MAX_SEEDS)]
+        if number == 0:
+            values[3] = MAX_EPISODES + 1
+        add_trial(study, values, params=params, book=number == 0)
+    return study
+
+
+def _draw(rng: np.random.Generator, distribution: optuna.distributions.BaseDistribution) -> object:
+    if isinstance(distribution, CategoricalDistribution):
+        return distribution.choices[int(rng.integers(len(distribution.choices)))]
+    low, high = distribution.low, distribution.high
+    value = float(np.exp(rng.uniform(np.log(low), np.log(high))) if distribution.log else rng.uniform(low, high))
+    return round(value) if isinstance(distribution, IntDistribution) else value
 
 
 def record_verdict(study: optuna.Study, *, winner: int = 1, seeds: int = 32) -> dict:

@@ -1,13 +1,11 @@
 """Browsing the stores as users do: a real `mlflow server` in headless Chromium, and optuna-dashboard.
 
-The test setup starts both servers on 127.0.0.1 and installs Debian's chromium when it is missing (as root).
+The test setup starts both servers on 127.0.0.1; `chromium` (conftest.py) installs Debian's chromium when missing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -54,21 +52,6 @@ def _wait_for(url: str, seconds: float = 90) -> None:
         except OSError:
             time.sleep(0.5)
     raise TimeoutError(f"{url} did not come up within {seconds} s")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, capture_output=True, timeout=900
-        )
-        found = shutil.which("chromium")
-    if found is None:
-        pytest.skip("Debian's chromium is not installed and cannot be installed here (not root)")
-    return found
 
 
 @pytest.fixture(scope="module")

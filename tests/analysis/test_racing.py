@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import numpy as np
 import optuna
 import pytest
@@ -10,7 +13,7 @@ from optuna.trial import TrialState
 from analysis import compare, plots
 from analysis.load import trials_frame
 from sweeps import stats
-from tests.analysis.builders import MAX_SEEDS, add_trial, racing_study
+from tests.analysis.builders import DISTRIBUTIONS, MAX_EPISODES, MAX_SEEDS, add_trial, racing_study, wide_study
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +112,88 @@ def test_budget_figure_without_finished_seeds_is_none():
 
 def test_bootstrap_ci_is_the_sweeps_one():
     assert compare.bootstrap_ci is stats.bootstrap_ci
+
+
+def _edges(label: str) -> tuple[float, float]:
+    match = re.fullmatch(r"[\[(](\S+), (\S+)\]", label)
+    assert match, f"not a bin label: {label}"
+    return float(match[1]), float(match[2])
+
+
+def test_log_scale_parameters_are_binned_in_log_space_with_their_real_edges():
+    study = wide_study()
+    trials = trials_frame(study)
+    log_params = compare.log_scale_params(study)
+    assert log_params == {"epsilon_decay_rate", "learning_rate", "epsilon_decay_steps"}  # from the distributions
+    effects = compare.all_param_effects(trials, log_params=log_params)
+    for param in ("epsilon_decay_rate", "learning_rate", "epsilon_decay_steps", "gamma", "warmup"):
+        rows = effects[effects["param"] == param]
+        edges = [_edges(label) for label in rows["bin"]]
+        flat = [edge for pair in edges for edge in pair]
+        assert all(edge > 0 for edge in flat), f"{param}: {rows['bin'].tolist()}"
+        assert all(low < high for low, high in edges) and all(a[1] == b[0] for a, b in itertools.pairwise(edges))
+        values = [t.params[param] for t in study.trials]
+        assert flat[0] == pytest.approx(min(values), rel=5e-3) and flat[-1] == pytest.approx(max(values), rel=5e-3)
+        assert rows["bin"].iloc[0].startswith("[") and rows["trials"].sum() == len(study.trials)
+
+    # the middle edge of four quantile bins of a log parameter is the geometric mean of the two middle values
+    rates = sorted(t.params["epsilon_decay_rate"] for t in study.trials)
+    middle = _edges(effects[effects["param"] == "epsilon_decay_rate"]["bin"].iloc[1])[1]
+    assert middle == pytest.approx(np.sqrt(rates[5] * rates[6]), rel=5e-3)
+    assert middle != pytest.approx((rates[5] + rates[6]) / 2, rel=1e-3)
+
+
+def test_per_seed_values_are_whole_numbers():
+    study = wide_study()
+    trials = trials_frame(study)
+    assert str(trials["episodes_to_solve"].dtype) == "Int64" and str(trials["lower_bound"].dtype) == "Int64"
+    table = compare.per_trial(trials).set_index("trial")
+    assert all(type(v) is int for values in table["per_seed"] for v in values.values())
+    assert ".0" not in repr(table.loc[0, "per_seed"]) and table.loc[0, "per_seed"][3] == MAX_EPISODES + 1
+
+    shown = compare.per_seed_table({"book": table.loc[0, "per_seed"], "short": {0: 61.0, 1: 70.0}}, MAX_EPISODES)
+    assert shown.columns.tolist() == [str(seed) for seed in range(MAX_SEEDS)]
+    assert shown.loc["book", "3"] == f">{MAX_EPISODES}"  # never solved: marked, not printed as 501
+    assert shown.loc["book", "0"] == str(table.loc[0, "per_seed"][0]) and shown.loc["short", "0"] == "61"
+    assert (shown.loc["short", [str(s) for s in range(2, MAX_SEEDS)]] == "-").all()  # not trained
+    assert not shown.map(lambda text: text.endswith(".0")).any().any()
+    old = compare.per_trial(trials_frame(racing_study())).set_index("trial")  # lower bounds of an older study
+    assert old.loc[7, "median"] == 160 and np.isnan(old.loc[7, "value"])
+
+
+def _drawn_tick_labels(figure) -> list:
+    """Every tick label matplotlib draws: on a visible axis, at a tick inside the axis' limits, with text."""
+    labels = []
+    for axes in figure.axes:
+        for axis in (axes.xaxis, axes.yaxis):
+            if not axis.get_visible():
+                continue
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * (high - low)
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if low - slack <= tick.get_loc() <= high + slack:
+                    labels += [text for text in (tick.label1, tick.label2) if text.get_visible() and text.get_text()]
+    return labels
+
+
+def test_parallel_coordinates_labels_do_not_overlap():
+    figure = plots.parallel_figure(wide_study())
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    main = figure.axes[0]
+    twins = [axes for axes in figure.axes[1:] if main.get_shared_x_axes().joined(main, axes)]
+    names = [label.get_text() for label in main.get_xticklabels()]
+    assert names == ["Objective Value", *sorted(DISTRIBUTIONS)]  # Optuna writes "target_refresh_ep..."
+    boxes = [(label.get_text(), label.get_window_extent(renderer)) for label in _drawn_tick_labels(figure)]
+    overlapping = [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
+    assert not overlapping
+    frame = main.get_window_extent(renderer)
+    gap = frame.width / len(twins)
+    for index, axes in enumerate(twins):  # a parameter's tick labels stay between its axis and the next
+        for label in axes.get_yticklabels():
+            box = label.get_window_extent(renderer)
+            assert frame.x0 + (index + 1) * gap < box.x0 and box.x1 < frame.x0 + (index + 2) * gap
+        if axes.get_yscale() == "log":  # lowest, middle, highest; no labelled minor ticks
+            assert len([t for t in axes.get_yticklabels() + axes.get_yticklabels(minor=True) if t.get_text()]) == 3
+    png = plots.to_png(figure)
+    assert png.startswith(b"\x89PNG")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -16,7 +17,7 @@ from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
 from sweeps.cli import main
 from sweeps.report_log import log_report
 from sweeps.stores import default_report, open_optuna_storage
-from tests.analysis.builders import journal_study, mlflow_store, racing_study, record_verdict
+from tests.analysis.builders import MAX_EPISODES, journal_study, mlflow_store, racing_study, record_verdict, wide_study
 
 
 class _Stores:
@@ -26,7 +27,8 @@ class _Stores:
         backend = open_optuna_storage(self.storage)
         self.verdict = record_verdict(racing_study(backend, name="judged"))
         racing_study(backend, name="unjudged")
-        self.tracking_uri = mlflow_store(root, ["judged", "unjudged"])
+        wide_study(backend, name="wide")
+        self.tracking_uri = mlflow_store(root, ["judged", "unjudged", "wide"])
 
     def open(self, name: str) -> StudyData:
         return StudyData.open(name, storage=self.storage, tracking=self.tracking_uri)
@@ -130,3 +132,53 @@ def test_report_goes_beside_a_local_store_wherever_it_runs(tmp_path, monkeypatch
     assert main(["report", "--tracking-uri", "sqlite:///stores/mlflow.db"]) == 0
     assert written.is_file() and not (tmp_path / "reports").exists()
     assert default_report("http://127.0.0.1:5000", "judged") == tmp_path / "reports" / "judged.html"
+
+
+def test_every_table_scrolls_inside_its_own_box(stores, tmp_path):
+    text = build_report(stores.open("wide"), tmp_path / "wide.html").read_text()
+    assert ".table{max-width:100%;overflow-x:auto}" in text
+    tables = re.findall(r"<table", text)
+    boxed = re.findall(r'<div class="table">\s*<table', text)
+    assert len(tables) == len(boxed) >= 6
+
+
+def _page_width(chromium: str, report: Path, tmp_path: Path) -> int:
+    """The page's scrollWidth in a 1400 px wide window (a copy of the report with one script that writes it)."""
+    probe = tmp_path / "probe.html"
+    script = "<script>document.body.dataset.width = document.documentElement.scrollWidth;</script>"
+    probe.write_text(report.read_text().replace("</body>", script + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
+    window = [f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900"]
+    dom = subprocess.run(
+        [chromium, *flags, *window, "--dump-dom", probe.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    return int(re.search(r'data-width="(\d+)"', dom)[1])
+
+
+def test_report_fits_a_1400px_window(stores, chromium, tmp_path):
+    report = build_report(stores.open("wide"), tmp_path / "wide.html")
+    assert _page_width(chromium, report, tmp_path) <= 1400
+
+    wide = tmp_path / "too_wide.html"  # the probe sees overflow where there is some
+    wide.write_text(report.read_text().replace("</body>", '<div style="width:3000px">x</div></body>'))
+    assert _page_width(chromium, wide, tmp_path) > 1400
+
+
+def test_top_configurations_show_whole_episodes_seed_by_seed(stores, tmp_path):
+    text = build_report(stores.open("wide"), tmp_path / "wide.html").read_text()
+    top = _section(text, "top")
+    seeds = top[top.index("Episodes to solve on each seed") :]
+    assert "<td>trial 0 (book)</td>" in seeds and f"<td>&gt;{MAX_EPISODES}</td>" in seeds  # the unsolved seed
+    cells = re.findall(r"<td>([^<]*)</td>", seeds)
+    assert len(cells) >= 16 and not [c for c in cells if re.fullmatch(r"\d+\.\d+", c)]
+    assert "epsilon_decay_steps" in top and "target_refresh_episodes" in top  # every parameter, in its own table
+
+
+def test_parameter_effects_of_log_parameters_have_positive_edges(stores, tmp_path):
+    effects = _section(build_report(stores.open("wide"), tmp_path / "wide.html").read_text(), "effects")
+    bins = re.findall(r"<td>([\[(][^<]*\])</td>", effects)
+    assert len(bins) >= 12 and not [b for b in bins if "-" in b]
+    assert "epsilon_decay_rate, epsilon_decay_steps, learning_rate: on the log of their values" in effects

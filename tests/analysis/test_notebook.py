@@ -1,0 +1,73 @@
+"""The comparison notebook on studies built without training: executed headless with papermill, read as JSON."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sweeps.stores import open_optuna_storage
+from tests.analysis.builders import MAX_EPISODES, MAX_SEEDS, mlflow_store, racing_study, wide_study
+
+NOTEBOOK = Path(__file__).parents[2] / "analysis" / "notebooks" / "compare_sweeps.ipynb"
+
+
+def _cells(notebook: dict, kind: str) -> list[dict]:
+    return [cell for cell in notebook["cells"] if cell["cell_type"] == kind]
+
+
+def _text(cell: dict) -> str:
+    """What a code cell displayed (its value or `display` calls) as plain text; streams such as warnings are not."""
+    return "".join("".join(output.get("data", {}).get("text/plain", "")) for output in cell.get("outputs", []))
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory) -> dict:
+    import papermill
+
+    root = tmp_path_factory.mktemp("notebook_stores")
+    storage = f"journal:{root / 'optuna-journal.log'}"
+    backend = open_optuna_storage(storage)
+    racing_study(backend, name="racing")  # 9 trials (one failed), 16 + 16 + 16 + 16 + 3 + 4 + 6 + 3 seeds trained
+    wide_study(backend, name="wide", trials=12)  # 12 trials, 16 seeds each
+    out = root / "executed.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters={
+            "studies": ["racing", "wide"],
+            "storage": storage,
+            "tracking_uri": mlflow_store(root, ["racing", "wide"]),
+            "top": 3,
+        },
+        kernel_name="python3",
+        progress_bar=False,
+        cwd=str(root),
+    )
+    return json.loads(out.read_text())
+
+
+def test_markdown_cells_have_no_literal_escapes():
+    notebook = json.loads(NOTEBOOK.read_text())
+    for cell in _cells(notebook, "markdown"):
+        source = "".join(cell["source"])
+        assert "\\n" not in source and "\\t" not in source, source[:80]
+
+
+def test_first_output_counts_trials_and_seeds(executed):
+    assert not [o for c in _cells(executed, "code") for o in c.get("outputs", []) if o["output_type"] == "error"]
+    first = next(_text(cell) for cell in _cells(executed, "code") if _text(cell).strip())
+    rows = {line.split()[0]: line.split()[1:] for line in first.strip().splitlines()[1:]}
+    assert first.split()[:2] == ["trials", "seeds_trained"]
+    assert rows["racing"] == ["9", str(4 * MAX_SEEDS + 3 + 4 + 6 + 3)]
+    assert rows["wide"] == ["12", str(12 * MAX_SEEDS)]
+
+
+def test_per_seed_values_print_as_whole_numbers(executed):
+    cell = next(c for c in _cells(executed, "code") if "per_seed_table" in "".join(c["source"]))
+    shown = _text(cell)
+    assert f">{MAX_EPISODES}" in shown  # the wide study's book never solved seed 3
+    assert "trial 0 (book)" in shown and "15" in shown.split()  # the last seed's column
+    assert not re.search(r"\b\d+\.\d+\b", shown), shown
