@@ -71,3 +71,27 @@ def test_per_seed_values_print_as_whole_numbers(executed):
     assert f">{MAX_EPISODES}" in shown  # the wide study's book never solved seed 3
     assert "trial 0 (book)" in shown and "15" in shown.split()  # the last seed's column
     assert not re.search(r"\b\d+\.\d+\b", shown), shown
+
+
+def test_the_readme_papermill_line_runs_as_written(tmp_path):
+    """The README's command, pasted as is into a folder laid out like a checkout after `make sweep` (its stores
+    hold the two studies it names; `.venv` is this interpreter's environment)."""
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = re.search(r"```sh\n(\.venv/bin/papermill .*?)\n```", readme, re.S)[1]
+    assert 'studies: ["default", "random-64"]' in block
+    backend = open_optuna_storage(f"journal:{tmp_path / 'optuna-journal.log'}")
+    racing_study(backend, name="default")
+    wide_study(backend, name="random-64", trials=6)
+    mlflow_store(tmp_path, ["default", "random-64"])
+    (tmp_path / "analysis" / "notebooks").mkdir(parents=True)
+    (tmp_path / "analysis" / "notebooks" / NOTEBOOK.name).write_bytes(NOTEBOOK.read_bytes())
+    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
+    done = subprocess.run(["bash", "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    executed = json.loads((tmp_path / "out.ipynb").read_text())
+    outputs = [o for c in _cells(executed, "code") for o in c.get("outputs", [])]
+    assert outputs and not [o for o in outputs if o["output_type"] == "error"]
+    assert any("random-64" in _text(c) for c in _cells(executed, "code"))
