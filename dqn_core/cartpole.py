@@ -2,6 +2,9 @@
 
 A port of gymnasium's `CartPoleEnv.step` (as PureJaxRL does with gymnax): stepping every agent's environment in the
 graph removes the host round trip per step. Tests check it step for step against gymnasium itself.
+
+`STATE_DIM`, `OBS_DIM`, `reset_state`, `step` and `observe` are the interface every in-graph env module shares
+(`dqn_core.acrobot`, `dqn_core.mountaincar`); `cartpole_step` is the older two-output form.
 """
 
 from __future__ import annotations
@@ -22,6 +25,19 @@ TAU = 0.02
 THETA_THRESHOLD = 12 * 2 * math.pi / 360
 X_THRESHOLD = 2.4
 RESET_BOUND = 0.05
+
+STATE_DIM = 4  # x, x_dot, theta, theta_dot
+OBS_DIM = 4  # the observation is the state
+
+
+def reset_state(uniform: tf.Tensor) -> tf.Tensor:
+    """[K, 4] float64 draws in [0, 1) -> initial states, uniform in [-0.05, 0.05) on all four coordinates.
+
+    Mapped like numpy's `Generator.uniform` (`low + (high - low) * u`), so the same draws give gymnasium's start
+    state exactly.
+    """
+    low, high = -RESET_BOUND, RESET_BOUND
+    return low + (high - low) * uniform
 
 
 def cartpole_step(state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -45,3 +61,18 @@ def cartpole_step(state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Te
     nx, ntheta = next_state[:, 0], next_state[:, 2]
     terminated = (nx < -X_THRESHOLD) | (nx > X_THRESHOLD) | (ntheta < -THETA_THRESHOLD) | (ntheta > THETA_THRESHOLD)
     return next_state, terminated
+
+
+def step(state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`cartpole_step` plus the reward: (next_state, reward, terminated).
+
+    gymnasium pays 1.0 on every step, the one that ends the episode included.
+    """
+    next_state, terminated = cartpole_step(state, action)
+    reward = tf.ones(tf.shape(terminated), tf.float64)
+    return next_state, reward, terminated
+
+
+def observe(state: tf.Tensor) -> tf.Tensor:
+    """[K, 4] states -> [K, 4] observations: gymnasium returns the state itself (cast to float32 by the caller)."""
+    return tf.identity(state)
