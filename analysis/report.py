@@ -247,7 +247,9 @@ def _curves(ctx: _Context) -> str:
     chosen = [int(t) for t in table["trial"]]
     labels = {int(r.trial): ctx.label(int(r.trial), r.baseline) for r in table.itertuples()}
     curves = compare.learning_curves(data.episodes, chosen)
-    threshold = data.study.user_attrs.get(ATTR_BASE_CONFIG, {}).get("success_threshold")
+    base = data.study.user_attrs.get(ATTR_BASE_CONFIG, {})
+    # The curves are episode lengths; only on CartPole is the success threshold (a return) a length too.
+    threshold = base.get("success_threshold") if str(base.get("env_id", "CartPole")).startswith("CartPole") else None
     figure = plots.curves_figure(curves, labels, threshold)
     return _image(figure and plots.to_data_uri(figure), "learning curves", "no per-episode curves in MLflow")
 

@@ -33,11 +33,11 @@ OBS_DIM = 4  # the observation is the state
 def reset_state(uniform: tf.Tensor) -> tf.Tensor:
     """[K, 4] float64 draws in [0, 1) -> initial states, uniform in [-0.05, 0.05) on all four coordinates.
 
-    Mapped like numpy's `Generator.uniform` (`low + (high - low) * u`), so the same draws give gymnasium's start
-    state exactly.
+    Written `(2u - 1) * 0.05` as the trainer always had it, not numpy's `low + (high - low) * u`: the two differ in
+    the last bit for some draws, and every CartPole result recorded so far (the book's episodes to solve included)
+    must stay bit for bit what it was.
     """
-    low, high = -RESET_BOUND, RESET_BOUND
-    return low + (high - low) * uniform
+    return (uniform * 2.0 - 1.0) * RESET_BOUND
 
 
 def cartpole_step(state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -65,12 +65,15 @@ class TrainConfig:
     """Gradient steps per env step, each on its own minibatch (the replay ratio; book: 1)."""
     double_dqn: bool = False
     """Double DQN targets: the online network picks the next action, the target network values it (book: off)."""
-    success_threshold: int = 190
-    """An episode that lasts at least this many steps is a success."""
+    success_threshold: int | None = None
+    """An episode whose return (the sum of the env's rewards) reaches this is a success; unset: 190 on CartPole-v0
+    (the book: 190 of 200 steps; a CartPole return is the episode's length), else the env's reward_threshold
+    (CartPole-v1 475, Acrobot-v1 -100, MountainCar-v0 -110)."""
     successes_to_solve: int = 5
     """Training stops after this many consecutive successes; the episode count at that point is the objective."""
-    reward_mode: str = "book"
-    """`book`: 0 per step, +1 at an episode end of >= success_threshold steps; `env`: gymnasium's reward."""
+    reward_mode: str | None = None
+    """`book` (CartPole only, its default): 0 per step, +1 at the end of a successful episode; `env`: gymnasium's
+    reward (the default of every other env)."""
     time_limit: str = "terminal"
     """`terminal`: the time-limit cut is a terminal state (book); `bootstrap`: bootstrap through truncation."""
 
@@ -78,6 +81,7 @@ class TrainConfig:
         if isinstance(self.hidden_sizes, list):
             object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
         _check_types(self)
+        _resolve_env_defaults(self)
         _check_ranges(self)
 
     @property
@@ -144,6 +148,10 @@ def field_default(name: str) -> str:
 def coerce_value(key: str, value: Any) -> Any:
     """Turn a parsed value (YAML scalar or a `--set` string) into the field's type, or raise ConfigError."""
     kind = _FIELD_TYPES[key]
+    if isinstance(kind, str) and kind.endswith(" | None"):  # unset: the env decides (`_resolve_env_defaults`)
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "null", "none", "~")):
+            return None
+        kind = {"int": int, "str": str}[kind.removesuffix(" | None")]
     if kind == "tuple[int, ...]":
         if isinstance(value, str):  # "32,32" or "[32, 32]" from --set, or a sweep's categorical choice
             parsed = _scalar(value)
@@ -211,6 +219,17 @@ def _check_types(config: TrainConfig) -> None:
             object.__setattr__(config, name, coerced)
 
 
+def _resolve_env_defaults(config: TrainConfig) -> None:
+    """Fields whose book value is CartPole's: left unset, they take the env's (see their docs)."""
+    env = resolve_env(config.env_id)  # raises ConfigError for unknown or unsupported ids
+    if config.reward_mode is None:
+        object.__setattr__(config, "reward_mode", "book" if env.simulator == "cartpole" else "env")
+    if config.success_threshold is None:
+        if env.default_success_threshold is None:
+            raise ConfigError(f"{config.env_id} declares no reward_threshold; set success_threshold")
+        object.__setattr__(config, "success_threshold", env.default_success_threshold)
+
+
 def _require(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
@@ -259,10 +278,16 @@ def _check_ranges(c: TrainConfig) -> None:
     _require(c.successes_to_solve >= 1, f"successes_to_solve must be >= 1, got {c.successes_to_solve}")
     _require(c.reward_mode in REWARD_MODES, f"reward_mode must be one of {REWARD_MODES}, got '{c.reward_mode}'")
     _require(c.time_limit in TIME_LIMIT_MODES, f"time_limit must be one of {TIME_LIMIT_MODES}, got '{c.time_limit}'")
-    env = resolve_env(c.env_id)  # raises ConfigError for unknown or unsupported ids
+    env = resolve_env(c.env_id)
     _require(
-        1 <= c.success_threshold <= env.max_steps,
-        f"success_threshold must be in [1, {env.max_steps}] for {c.env_id}, got {c.success_threshold}",
+        c.reward_mode == "env" or env.simulator == "cartpole",
+        f"reward_mode 'book' is CartPole's (+1 for an episode of >= success_threshold steps); {c.env_id} needs "
+        "reward_mode 'env' (its own reward)",
+    )
+    low = 1 if env.simulator == "cartpole" else -env.max_steps  # returns of these envs: +-1 per step at most
+    _require(
+        low <= c.success_threshold <= env.max_steps,
+        f"success_threshold must be in [{low}, {env.max_steps}] for {c.env_id}, got {c.success_threshold}",
     )
     # Upper bounds (README "Bounds"): far above any real run, low enough that no count overflows a graph integer.
     for name, high in (

@@ -1,18 +1,26 @@
 """Which gymnasium environments the trainer can run, resolved once per id.
 
-Gymnasium stays the authority for env ids, time limits, spaces, rendering and greedy evaluation; the trainer
-itself steps an in-graph port of the dynamics (`dqn_core.cartpole`), so only envs with such a port are accepted.
+Gymnasium stays the authority for env ids, time limits, spaces, reward thresholds, rendering and greedy
+evaluation; the trainer itself steps an in-graph port of the dynamics (`dqn_core.cartpole`, `acrobot`,
+`mountaincar`), so only envs with such a port are accepted.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from dataclasses import dataclass
 
 from dqn_core.errors import ConfigError
 
-IN_GRAPH_ENTRY_POINTS = ("gymnasium.envs.classic_control.cartpole:CartPoleEnv",)
+IN_GRAPH_SIMULATORS = {  # gymnasium entry point -> the dqn_core module that ports its dynamics
+    "gymnasium.envs.classic_control.cartpole:CartPoleEnv": "cartpole",
+    "gymnasium.envs.classic_control.acrobot:AcrobotEnv": "acrobot",
+    "gymnasium.envs.classic_control.mountain_car:MountainCarEnv": "mountaincar",
+}
+BOOK_ENV = "CartPole-v0"
+BOOK_SUCCESS_STEPS = 190  # the book's success: an episode of >= 190 of CartPole-v0's 200 steps
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,16 @@ class EnvSpec:
     max_steps: int
     n_actions: int
     obs_dim: int
+    simulator: str = "cartpole"  # the in-graph port's module name in dqn_core
+    reward_threshold: float | None = None  # gymnasium's "solved" return, if the env declares one
+
+    @property
+    def default_success_threshold(self) -> int | None:
+        """The return an episode needs to count as a success when the config names none: the book's 190 steps
+        on CartPole-v0, else the env's reward threshold (rounded up: returns of these envs are whole numbers)."""
+        if self.env_id == BOOK_ENV:
+            return BOOK_SUCCESS_STEPS
+        return None if self.reward_threshold is None else math.ceil(self.reward_threshold)
 
 
 @functools.cache
@@ -48,11 +66,21 @@ def resolve_env(env_id: str) -> EnvSpec:
         raise ConfigError(
             f"env_id '{env_id}' has a {type(action_space).__name__} action space; DQN needs a Discrete one"
         )
-    entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
-    if entry_point not in IN_GRAPH_ENTRY_POINTS:
+    if not isinstance(observation_space, gym.spaces.Box):
         raise ConfigError(
-            f"env_id '{env_id}' is not supported: the in-graph simulator covers CartPole only "
-            "(e.g. CartPole-v0, CartPole-v1)"
+            f"env_id '{env_id}' has a {type(observation_space).__name__} observation space; the Q-network needs a "
+            "flat Box of numbers"
+        )
+    if len(observation_space.shape) != 1:
+        raise ConfigError(
+            f"env_id '{env_id}' observes arrays of shape {observation_space.shape} (images?); the Q-network is an "
+            "MLP and needs a flat vector"
+        )
+    entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    if entry_point not in IN_GRAPH_SIMULATORS:
+        raise ConfigError(
+            f"env_id '{env_id}' is not supported: the trainer steps environments inside its compiled graph and has "
+            "ports of CartPole, Acrobot and MountainCar only (e.g. CartPole-v0, Acrobot-v1, MountainCar-v0)"
         )
     if spec.max_episode_steps is None:
         raise ConfigError(f"env_id '{env_id}' has no time limit; register it with max_episode_steps")
@@ -61,6 +89,8 @@ def resolve_env(env_id: str) -> EnvSpec:
         max_steps=int(spec.max_episode_steps),
         n_actions=int(action_space.n),
         obs_dim=int(observation_space.shape[0]),
+        simulator=IN_GRAPH_SIMULATORS[entry_point],
+        reward_threshold=spec.reward_threshold,
     )
 
 

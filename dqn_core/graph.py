@@ -1,17 +1,18 @@
 """The compiled inner loop: many environment steps of a whole population in one XLA call.
 
-Every agent acts, steps its CartPole, stores the transition and takes its gradient steps per tick, exactly as the
-book's loop does, but all agents at once and `ticks` times per call, so the host is visited once per chunk instead
-of ~65 times per step. Agents that are not active are carried along unchanged (masked), never branched on.
-Everything that may differ between agents is a per-agent tensor (`Hyper`); only shapes and two feature switches
-(the most gradient steps per tick, whether any agent uses Double DQN) are compiled in.
+Every agent acts, steps its environment (an in-graph port: `cartpole`, `acrobot`, `mountaincar`), stores the
+transition and takes its gradient steps per tick, exactly as the book's loop does, but all agents at once and
+`ticks` times per call, so the host is visited once per chunk instead of ~65 times per step. Agents that are not
+active are carried along unchanged (masked), never branched on. Everything that may differ between agents is a
+per-agent tensor (`Hyper`); only shapes, the env and two feature switches (the most gradient steps per tick,
+whether any agent uses Double DQN) are compiled in.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from dqn_core import cartpole, replay, rng
+from dqn_core import acrobot, cartpole, mountaincar, replay, rng
 from dqn_core.network import Params, q_values
 from dqn_core.quiet_tf import tf
 from dqn_core.update import AdamState, Batch, UpdateHyper, dqn_update
@@ -50,8 +51,9 @@ class State(NamedTuple):
     target: Params
     adam: AdamState
     memory: replay.Replay
-    physics: tf.Tensor  # [K, 4] float64, as gymnasium keeps it
+    physics: tf.Tensor  # [K, state_dim] float64, the env's internal state as gymnasium keeps it
     episode_step: tf.Tensor  # 0 means "reset before the next step"
+    episode_return: tf.Tensor  # float32: the env's rewards so far this episode (success: >= success_threshold)
     total_step: tf.Tensor
     episodes_done: tf.Tensor
     consecutive: tf.Tensor
@@ -78,11 +80,15 @@ def _bcast(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
 class Features(NamedTuple):
     """Static switches compiled into the graph: a population declares them up front (see `StreamShape`)."""
 
+    simulator: str  # the env's in-graph port (`SIMULATORS`)
     max_steps: int
     n_actions: int
     batch_rows: int
     max_updates: int
     double: bool
+
+
+SIMULATORS = {"cartpole": cartpole, "acrobot": acrobot, "mountaincar": mountaincar}
 
 
 def epsilon_at(h: Hyper, total_step: tf.Tensor) -> tf.Tensor:
@@ -99,9 +105,11 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
     live = state.active
     starting = live & tf.equal(state.episode_step, 0)
 
-    # Episode start: gymnasium's reset (uniform +-0.05); the target refresh: per episode (book) or every N steps.
-    noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, 4), tf.float64)
-    physics = tf.where(starting[:, None], (noise * 2.0 - 1.0) * cartpole.RESET_BOUND, state.physics)
+    # Episode start: gymnasium's reset distribution; the target refresh: per episode (book) or every N steps.
+    env = SIMULATORS[f.simulator]
+    noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, env.STATE_DIM), tf.float64)
+    physics = tf.where(starting[:, None], env.reset_state(noise), state.physics)
+    episode_return = tf.where(starting, 0.0, state.episode_return)
     by_episode = starting & tf.equal(h.target_refresh_steps, 0)
     by_episode &= tf.equal(state.episodes_done % h.target_refresh_episodes, 0)
     by_steps = live & (h.target_refresh_steps > 0)
@@ -117,19 +125,21 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
     epsilon = epsilon_at(h, total_step)
 
     # Epsilon-greedy action from the online network.
-    obs = tf.cast(physics, tf.float32)
+    obs = tf.cast(env.observe(physics), tf.float32)
     draws = rng.uniform(h.key, total_step, rng.STREAM_EXPLORE, 2)
     greedy = tf.argmax(q_values(state.params, obs[:, None, :])[:, 0, :], axis=-1, output_type=tf.int32)
     random_action = tf.minimum(tf.cast(draws[:, 1] * f.n_actions, tf.int32), f.n_actions - 1)
     action = tf.where(epsilon > draws[:, 0], random_action, greedy)
 
-    next_physics, terminated = cartpole.cartpole_step(physics, action)
+    next_physics, env_reward, terminated = env.step(physics, action)
     truncated = ~terminated & (episode_step >= f.max_steps)
     done = terminated | truncated
-    success = done & (episode_step >= h.success_threshold)
-    reward = tf.where(h.env_reward | success, 1.0, 0.0)  # CartPole's env reward is 1 on every step
+    env_reward = tf.cast(env_reward, tf.float32)
+    episode_return = tf.where(live, episode_return + env_reward, episode_return)  # CartPole: the episode's length
+    success = done & (episode_return >= tf.cast(h.success_threshold, tf.float32))
+    reward = tf.where(h.env_reward, env_reward, tf.where(success, 1.0, 0.0))  # book: +1 for a success, else 0
 
-    transition = Batch(obs, action, reward, tf.cast(next_physics, tf.float32), terminated, truncated)
+    transition = Batch(obs, action, reward, tf.cast(env.observe(next_physics), tf.float32), terminated, truncated)
     memory = replay.add(state.memory, transition, live & (episode_step > h.warmup), h.memory_size)
 
     can_train = live & (memory.count >= h.batch_size)
@@ -174,6 +184,7 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
         memory=memory,
         physics=tf.where((live & ~done)[:, None], next_physics, physics),
         episode_step=tf.where(ended, 0, episode_step),
+        episode_return=episode_return,
         total_step=total_step,
         episodes_done=episodes_done,
         consecutive=consecutive,

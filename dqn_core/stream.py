@@ -159,7 +159,7 @@ class _Stream:
         self.ticks = ticks
         env = shape.env
         self.features = graph.Features(
-            env.max_steps, env.n_actions, shape.batch_rows, shape.max_updates, shape.double_dqn
+            env.simulator, env.max_steps, env.n_actions, shape.batch_rows, shape.max_updates, shape.double_dqn
         )
         self.sizes = shape.sizes()
         self.n_layers = len(self.sizes) - 1
@@ -263,6 +263,7 @@ class _Stream:
             memory=s.memory._replace(index=zeroed(s.memory.index), count=zeroed(s.memory.count)),
             physics=zeroed(s.physics),
             episode_step=zeroed(s.episode_step),
+            episode_return=zeroed(s.episode_return),
             total_step=zeroed(s.total_step),
             episodes_done=zeroed(s.episodes_done),
             consecutive=zeroed(s.consecutive),
@@ -364,8 +365,9 @@ class _Stream:
             target=list(params),
             adam=AdamState([tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], zeros_i),
             memory=replay.empty_replay(size, self.shape.memory_size, self.sizes[0]),
-            physics=tf.zeros([size, self.sizes[0]], tf.float64),
+            physics=tf.zeros([size, graph.SIMULATORS[self.features.simulator].STATE_DIM], tf.float64),
             episode_step=zeros_i,
+            episode_return=zeros_f,
             total_step=zeros_i,
             episodes_done=zeros_i,
             consecutive=zeros_i,

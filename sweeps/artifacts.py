@@ -45,9 +45,10 @@ def read_curve_steps(path: Path) -> dict[int, list[int]]:
 
 
 def write_learning_curve(
-    path: Path, steps_per_seed: Mapping[int, Sequence[int]], *, threshold: int, title: str
+    path: Path, steps_per_seed: Mapping[int, Sequence[int]], *, threshold: int | None, title: str
 ) -> Path:
-    """Steps per episode for every seed, with the success threshold: the picture people look at first."""
+    """Steps per episode for every seed, with the success threshold where it is a length (CartPole): the picture
+    people look at first."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -57,7 +58,8 @@ def write_learning_curve(
     try:
         for seed, steps in steps_per_seed.items():
             ax.plot(np.arange(1, len(steps) + 1), steps, lw=1.2, label=f"seed {seed}")
-        ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"success ({threshold})")
+        if threshold is not None:
+            ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"success ({threshold})")
         ax.set(xlabel="episode", ylabel="steps", title=title)
         ax.legend(loc="lower right", fontsize="small")
         fig.tight_layout()

@@ -782,7 +782,8 @@ def _log_learning_curve(
     if CURVES_FILE not in {a.path for a in tracker.client.list_artifacts(run_id)}:
         return
     steps = artifacts.read_curve_steps(Path(tracker.client.download_artifacts(run_id, CURVES_FILE, str(folder))))
-    threshold = trial_config(study, best).success_threshold
+    config = trial_config(study, best)
+    threshold = config.success_threshold if config.env.simulator == "cartpole" else None  # a return, not steps
     title = f"{study.study_name} best trial {best.number}"
     tracker.log_files(
         run_id,

@@ -33,7 +33,10 @@ def test_defaults_are_the_book_parameters():
         ({"success_threshold": 201}, r"success_threshold must be in \[1, 200\]"),
         ({"env_id": "NoSuchEnv-v3"}, "unknown env_id 'NoSuchEnv-v3'"),
         ({"env_id": "Pendulum-v1"}, "Box action space; DQN needs a Discrete one"),
-        ({"env_id": "Acrobot-v1"}, "not supported"),
+        ({"env_id": "FrozenLake-v1"}, "Discrete observation space; the Q-network needs a flat Box"),
+        ({"env_id": "Blackjack-v1"}, "Tuple observation space"),
+        ({"env_id": "Acrobot-v1", "reward_mode": "book"}, "reward_mode 'book' is CartPole's"),
+        ({"env_id": "Acrobot-v1", "success_threshold": -501}, r"success_threshold must be in \[-500, 500\]"),
         ({"gamma": "abc"}, "gamma must be a number"),
         ({"batch_size": 3.5}, "batch_size must be an integer"),
         ({"gamma": float("nan")}, "finite"),
@@ -55,6 +58,52 @@ def test_invalid_values_name_the_field(changes, message):
 
 def test_cartpole_v1_is_accepted_with_its_longer_limit():
     assert TrainConfig(env_id="CartPole-v1", success_threshold=475).env.max_steps == 500
+
+
+@pytest.mark.parametrize(
+    ("env_id", "threshold", "reward_mode", "obs_dim"),
+    [
+        ("CartPole-v0", 190, "book", 4),
+        ("CartPole-v1", 475, "book", 4),
+        ("Acrobot-v1", -100, "env", 6),
+        ("MountainCar-v0", -110, "env", 2),
+    ],
+)
+def test_unset_success_threshold_and_reward_mode_come_from_the_env(env_id, threshold, reward_mode, obs_dim):
+    config = TrainConfig(env_id=env_id)
+    assert (config.success_threshold, config.reward_mode, config.env.obs_dim) == (threshold, reward_mode, obs_dim)
+    assert TrainConfig.from_mapping(config.to_dict()) == config  # resolved values round-trip
+    assert TrainConfig(env_id=env_id, success_threshold=-5 if threshold < 0 else 5).success_threshold in (-5, 5)
+
+
+def _register_unported_envs() -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    class Flat(gym.Env):
+        action_space = gym.spaces.Discrete(2)
+        observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+    class Pixels(Flat):
+        observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+
+    for name, cls in (("TestFlatNoPort-v0", Flat), ("TestPixels-v0", Pixels)):
+        if name not in gym.registry:
+            gym.register(name, entry_point=cls, max_episode_steps=50)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "message"),
+    [
+        ("TestFlatNoPort-v0", "ports of CartPole, Acrobot and MountainCar only"),
+        ("TestPixels-v0", r"observes arrays of shape \(8, 8, 3\) \(images\?\)"),
+    ],
+)
+def test_envs_without_an_in_graph_port_are_one_line(env_id, message):
+    _register_unported_envs()
+    with pytest.raises(ConfigError, match=message) as info:
+        TrainConfig(env_id=env_id)
+    assert "\n" not in str(info.value)
 
 
 def test_from_mapping_rejects_unknown_keys_with_a_hint():
