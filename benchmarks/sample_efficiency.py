@@ -1,7 +1,9 @@
-"""Episodes to five consecutive successes for the book configuration over many seeds, trained as one population.
+"""Episodes to five consecutive successes of each env's default configuration over many seeds, as one population.
 
-Run: `.venv/bin/python benchmarks/sample_efficiency.py [--seeds 32]`. Prints every seed's value, the median with a
-bootstrap 95% CI, and how many seeds never solved (counted as max_episodes + 1, i.e. censored).
+Run: `.venv/bin/python benchmarks/sample_efficiency.py [--seeds 32] [--env cartpole|acrobot|mountaincar|all]`.
+The default configuration is the book's on CartPole-v0 and the base of `sweeps/configs/<env>.yaml` elsewhere.
+Prints every seed's value, the median with a bootstrap 95% CI, and how many seeds never solved (counted as
+max_episodes + 1, i.e. censored).
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ import time
 import numpy as np
 
 from dqn_core import TrainConfig, train_population
+from sweeps.space import load_sweep
+
+DEFAULTS = {
+    "cartpole": lambda: TrainConfig(),
+    "acrobot": lambda: load_sweep("sweeps/configs/acrobot.yaml").base,
+    "mountaincar": lambda: load_sweep("sweeps/configs/mountaincar.yaml").base,
+}
 
 
 def bootstrap_median_ci(values: np.ndarray, resamples: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -24,17 +33,27 @@ def bootstrap_median_ci(values: np.ndarray, resamples: int = 10_000, seed: int =
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=32, help="number of seeds, 0..N-1 (32)")
+    parser.add_argument("--env", choices=[*DEFAULTS, "all"], default="cartpole", help="which default config (cartpole)")
     args = parser.parse_args()
-    config = TrainConfig()
+    for name in DEFAULTS if args.env == "all" else [args.env]:
+        report(name, DEFAULTS[name](), args.seeds)
+
+
+def report(name: str, config: TrainConfig, seeds: int) -> None:
     started = time.perf_counter()
-    results = train_population([(config, seed) for seed in range(args.seeds)])
+    results = train_population([(config, seed) for seed in range(seeds)])
     seconds = time.perf_counter() - started
     values = np.array([r.episodes_to_solve or config.max_episodes + 1 for r in results])
     low, high = bootstrap_median_ci(values)
-    print(f"book config, {args.seeds} seeds as one population, {seconds:.1f} s (compilation included)")
+    steps = sum(r.total_env_steps for r in results)
+    print(
+        f"{config.env_id} ({name} default config), {seeds} seeds as one population, {seconds:.1f} s "
+        f"(compilation included), {steps} agent-steps = {steps / seconds:,.0f} agent-steps/s"
+    )
     print("episodes to solve per seed:", " ".join(str(v) for v in values))
     print(f"median {np.median(values):.1f}  (bootstrap 95% CI {low:.1f} .. {high:.1f})")
-    print(f"unsolved within {config.max_episodes} episodes: {sum(not r.solved for r in results)} of {args.seeds}")
+    unsolved = sum(not r.solved for r in results)
+    print(f"unsolved within {config.max_episodes} episodes: {unsolved} of {seeds}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Training throughput: the book's loop ported line for line vs our trainer at K=1, uniform populations at K=64 and
-K=128, and a sweep-like stream (configs drawn from the default search space x seeds) through K=64 refilled slots.
+K=128, a sweep-like stream (configs drawn from the default search space x seeds) through K=64 refilled slots, and
+agent-steps/s per environment (CartPole, Acrobot, MountainCar, each stepped inside the graph) at K=64.
 
 Run: `.venv/bin/python benchmarks/throughput.py [--book-steps 20] [--stream-items 512]`. Prints env-steps/s and
 ratios measured in this one process (the book loop and the uniform K=64 population are the baselines), first-run
@@ -178,7 +179,11 @@ def main() -> None:
     parser.add_argument("--stream-items", type=int, default=512, help="(config, seed) items in the stream (512)")
     parser.add_argument("--stream-seeds", type=int, default=4, help="seeds per drawn config in the stream (4)")
     parser.add_argument("--skip-book", action="store_true", help="skip the (slow) book loop baseline")
+    parser.add_argument("--envs-only", action="store_true", help="only the per-environment figures")
     args = parser.parse_args()
+    if args.envs_only:
+        per_env_rates()
+        return
     book = TrainConfig()
 
     book_rate = float("nan")
@@ -234,6 +239,32 @@ def main() -> None:
             f"uniform K=64 ({w['steps']} agent-steps in {w['wall']:.1f} s incl. compilation; tail after the source "
             f"ran dry {w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   "
             f"peak RSS {peak_rss_mib():.0f} MiB",
+            flush=True,
+        )
+    per_env_rates()
+
+
+ENV_SWEEPS = {"Acrobot-v1": "sweeps/configs/acrobot.yaml", "MountainCar-v0": "sweeps/configs/mountaincar.yaml"}
+ENV_EPISODES = 20  # enough steps for a rate, far from solving: the rate, not the learning, is measured
+
+
+def per_env_rates(k: int = 64) -> None:
+    """K agents of each env for ENV_EPISODES episodes: the book's settings on every env (the env's own cost next to
+    CartPole's, same network and batch) and each env's sweep base config (what its sweep trains)."""
+    rows = [("CartPole-v0", "book settings", TrainConfig())]
+    for env_id, path in ENV_SWEEPS.items():
+        rows.append((env_id, "book settings", TrainConfig(env_id=env_id)))
+        rows.append((env_id, f"{path} base", load_sweep(path).base))
+    baseline = None
+    for env_id, label, config in rows:
+        config = config.replace(max_episodes=ENV_EPISODES)
+        rate, first, steps = ours_steps_per_s([(config, seed) for seed in range(k)])
+        baseline = baseline or rate
+        print(
+            f"env {env_id}, {label} (hidden {list(config.hidden_sizes)}, batch {config.batch_size}), in-graph K={k}, "
+            f"{ENV_EPISODES} episodes each ({steps} agent-steps): {rate:,.0f} agent-steps/s = "
+            f"{100 * rate / baseline:.0f}% of CartPole-v0 with the book's settings (first run incl. compilation "
+            f"{first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
             flush=True,
         )
 

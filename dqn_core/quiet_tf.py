@@ -32,3 +32,6 @@ def _import_quietly():
 
 
 tf = _import_quietly()
+# One compilation per (population size, shape, env) is by design (`graph.run_ticks`); a process that trains several
+# (a benchmark, the stream's shrinking tail) would otherwise get TF's "triggered tf.function retracing" warning.
+tf.get_logger().setLevel("ERROR")
