@@ -9,17 +9,10 @@ import pytest
 from dqn_core import TrainConfig, train, train_population
 from dqn_core.trainer import STOP_SOLVED
 from sweeps.space import load_sweep
+from tests.dqn_core.same import assert_same_run
 
 ACROBOT = load_sweep("sweeps/configs/acrobot.yaml").base
 MOUNTAINCAR = load_sweep("sweeps/configs/mountaincar.yaml").base
-
-
-def _same(a, b):
-    assert a.episodes_to_solve == b.episodes_to_solve
-    np.testing.assert_array_equal(a.steps, b.steps)
-    np.testing.assert_array_equal(a.losses, b.losses)
-    for x, y in zip(a.weights, b.weights, strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +37,16 @@ def test_acrobot_alone_equals_inside_a_mixed_population(acrobot_seed0):
         (ACROBOT.replace(target_refresh_steps=0, hidden_sizes=(32,), max_episodes=15), 6),
     ]
     population = train_population([others[0], (ACROBOT, 0), others[1]])
-    _same(acrobot_seed0, population[1])
-    _same(population[2], train(others[1][0], seed=others[1][1]))
+    assert_same_run(acrobot_seed0, population[1])
+    assert_same_run(population[2], train(others[1][0], seed=others[1][1]))
 
 
-def test_mountaincar_success_is_a_return_and_runs_in_a_population():
+def test_mountaincar_success_is_a_return_and_runs_in_a_population(tmp_path):
+    from sweeps.artifacts import write_episode_gif
+
     short = MOUNTAINCAR.replace(max_episodes=3)
     results = train_population([(short, 0), (short.replace(success_threshold=-200), 1)])
+    assert write_episode_gif(tmp_path / "car.gif", results[0].agent(), seed=0) == 200  # rendered headless
     np.testing.assert_array_equal(results[0].successes, results[0].steps <= 110)  # -1 per step: return -steps
     assert results[1].successes.all() and results[1].episodes == 3  # every episode returns >= -200
     assert results[1].stop_reason != STOP_SOLVED  # 3 successes are not the 5 needed

@@ -6,17 +6,9 @@ import pytest
 from dqn_core import TrainConfig, TrainedAgent, train, train_population
 from dqn_core.errors import ConfigError
 from dqn_core.trainer import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED
+from tests.dqn_core.same import assert_same_run
 
 BOOK = TrainConfig()
-
-
-def _same(a, b):
-    assert a.episodes_to_solve == b.episodes_to_solve
-    np.testing.assert_array_equal(a.steps, b.steps)
-    np.testing.assert_array_equal(a.losses, b.losses)
-    np.testing.assert_array_equal(a.epsilons, b.epsilons)
-    for x, y in zip(a.weights, b.weights, strict=True):
-        np.testing.assert_array_equal(x, y)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def test_book_config_solves_within_budget(book_seed0):
 
 
 def test_same_seed_same_result(book_seed0):
-    _same(book_seed0, train(BOOK, seed=0))
+    assert_same_run(book_seed0, train(BOOK, seed=0))
 
 
 def test_different_seed_differs(book_seed0):
@@ -54,8 +46,8 @@ def test_alone_equals_inside_a_mixed_population(book_seed0):
         (BOOK.replace(time_limit="bootstrap"), 15),
     ]
     population = train_population([others[0], others[1], (BOOK, 0), *others[2:]])
-    _same(book_seed0, population[2])
-    _same(population[3], train(others[2][0], seed=others[2][1]))
+    assert_same_run(book_seed0, population[2])
+    assert_same_run(population[3], train(others[2][0], seed=others[2][1]))
     assert population[3].stop_reason in (STOP_SOLVED, STOP_MAX_EPISODES) and population[3].episodes <= 30
 
 
