@@ -24,6 +24,10 @@ class Corridor(gym.Env):
     action_space = gym.spaces.Discrete(3)  # left, stay, right
     observation_space = gym.spaces.Box(-2.0, 2.0, (3,), np.float32)
 
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+        self.pos = 0
+
     def _obs(self) -> np.ndarray:
         jitter = self.np_random.uniform(-0.01, 0.01)
         return np.array([self.pos / LENGTH, 1.0 - self.pos / LENGTH, jitter], np.float32)
@@ -90,7 +94,7 @@ def test_a_registered_custom_env_trains_end_to_end(corridor_seed0):
     assert r.solved and r.stop_reason == STOP_SOLVED and r.episodes_to_solve <= BASE.max_episodes
     np.testing.assert_array_equal(r.successes, [_return(n) >= 9 for n in r.steps])
     assert r.successes[-5:].all() and (r.steps[-5:] <= 11).all()
-    assert np.isnan(r.losses[0]) and np.isfinite(r.losses[-1])
+    assert np.isfinite(r.losses).all()  # warmup 0, batch 16: updates start within the first episode
     assert r.total_env_steps == r.steps.sum() and len(r.steps) == r.episodes_to_solve
     agent = r.agent()
     assert (agent.evaluate(episodes=3, seed=7) <= LENGTH).all()  # the greedy agent walks the corridor in gymnasium
@@ -147,3 +151,19 @@ def test_hook_stops_a_host_stepped_agent():
     results = train_population([(BASE, 3), (BASE.replace(max_episodes=4), 4)], on_episode=hook)
     assert results[0].episodes == 2 and results[0].stop_reason == STOP_HOOK
     assert results[1].episodes <= 4 and (0, 2) in seen and (1, 1) in seen
+
+
+@pytest.mark.slow
+def test_cartpole_host_stepped_matches_in_graph_until_the_physics_rounding_differs():
+    """The same agent on both paths: the host path starts CartPole's episodes from the port's reset draw, so the
+    runs agree bit for bit until gymnasium's NumPy float64 step and the XLA-compiled port (which may fuse
+    multiply-adds) round an observation differently. Measured on the 2-core CI machine with the book config,
+    seed 0: episode lengths, epsilons and losses equal for the first 40 episodes (lengths through 46); in-graph
+    solves in 57 episodes, host-stepped in 64."""
+    book = TrainConfig(max_episodes=40)
+    in_graph = train(book, seed=0)
+    host = train(book, seed=0, in_graph=False)
+    assert len(in_graph.steps) == len(host.steps) == 40
+    np.testing.assert_array_equal(in_graph.steps, host.steps)
+    np.testing.assert_array_equal(in_graph.epsilons, host.epsilons)
+    np.testing.assert_array_equal(in_graph.losses, host.losses)
