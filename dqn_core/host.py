@@ -96,9 +96,14 @@ class HostEnvs:
             if slot not in keep:
                 env.close()
         fresh = [self._make() for _ in range(size - len(keep))]
+        space = self.vec.single_observation_space
         self.vec = self._vector([envs[slot] for slot in keep] + fresh)
         self.obs = np.concatenate([self.obs[keep], np.zeros([len(fresh), self.spec.obs_dim])])
         self.pending = np.concatenate([self.pending[keep], np.ones([len(fresh)], bool)])
+        # A new SyncVectorEnv knows no observation yet, and a masked reset stacks every env's last one: give the
+        # kept envs theirs (gymnasium 1.x keeps them in `_env_obs`), the fresh ones are reset before any step.
+        for slot in range(len(keep)):
+            self.vec._env_obs[slot] = self.obs[slot].astype(space.dtype)
 
     def _reset(self, starting: np.ndarray, key: np.ndarray, state: graph.State) -> None:
         """Reset every env that starts an episode (seeded from its agent's key and episode index) and every idle

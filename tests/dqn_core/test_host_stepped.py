@@ -117,8 +117,14 @@ def test_alone_equals_inside_a_mixed_population(corridor_seed0):
     _same(population[2], train(others[1][0], seed=others[1][1]))
 
 
-def test_refilled_slots_and_the_compacted_tail_equal_lone_runs(corridor_seed0):
-    """Two slots, five items: agents enter slots others left, and the tail shrinks; each equals its lone run."""
+def test_refilled_slots_and_the_compacted_tail_equal_lone_runs(corridor_seed0, monkeypatch):
+    """Four slots, five items: agents enter slots others left, and the tail shrinks (the envs move along with
+    their agents, mid-episode); each agent equals its lone run."""
+    from dqn_core.host import HostEnvs
+
+    moves = []
+    reorder = HostEnvs.reorder
+    monkeypatch.setattr(HostEnvs, "reorder", lambda self, order, size: (moves.append(size), reorder(self, order, size)))
     items = [
         WorkItem(BASE.replace(max_episodes=3), 11, tag=0),
         WorkItem(BASE.replace(gamma=0.95, max_episodes=9), 12, tag=1),
@@ -135,7 +141,7 @@ def test_refilled_slots_and_the_compacted_tail_equal_lone_runs(corridor_seed0):
         on_done=lambda item, result: results.__setitem__(item.tag, result),
         ticks_per_call=16,
     )
-    assert count == 5 and sorted(results) == [0, 1, 2, 3, 4]
+    assert count == 5 and sorted(results) == [0, 1, 2, 3, 4] and moves == [2]
     _same(results[2], corridor_seed0)
     for item in items[:2] + items[3:]:
         _same(results[item.tag], train(item.config, seed=item.seed))
