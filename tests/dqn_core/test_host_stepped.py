@@ -173,3 +173,19 @@ def test_cartpole_host_stepped_matches_in_graph_until_the_physics_rounding_diffe
     np.testing.assert_array_equal(in_graph.steps, host.steps)
     np.testing.assert_array_equal(in_graph.epsilons, host.epsilons)
     np.testing.assert_array_equal(in_graph.losses, host.losses)
+
+
+def test_envs_move_with_their_agents_when_the_tail_shrinks():
+    """Compaction keeps a mid-episode env and its last observation; a masked reset of the fresh slot works."""
+    from dqn_core.host import HostEnvs
+
+    envs = HostEnvs(resolve_env(CORRIDOR), 4)
+    obs, _ = envs.vec.reset(seed=[1, 2, 3, 4])
+    obs, *_ = envs.vec.step(np.array([2, 2, 2, 2]))
+    envs.obs[:], envs.pending[:] = obs, False
+    position, last = envs.vec.envs[2].unwrapped.pos, obs[2].copy()
+    envs.reorder([2], 2)
+    assert envs.vec.envs[0].unwrapped.pos == position and envs.pending.tolist() == [False, True]
+    obs, _ = envs.vec.reset(seed=[None, 5], options={"reset_mask": envs.pending.copy()})  # the fresh env only
+    np.testing.assert_array_equal(obs[0], last)
+    envs.close()
