@@ -27,9 +27,15 @@ HOST = HOST_SIMULATOR
 """`Features.simulator` of a host-stepped stream (an env without a port, or `StreamShape.in_graph=False`)."""
 
 
+_ACTED = ("target", "physics", "episode_return", "episode_step", "total_step", "loss_sum", "loss_count")
+"""The state fields `graph.act` changes: only these leave the compiled call (returning the whole state would copy
+the replay buffers, params and optimizer state out of it on every step)."""
+
+
 def _act(state: graph.State, h: graph.Hyper, reset_obs: tf.Tensor, features: graph.Features):
     graph.TRACES["host_act"] = graph.TRACES.get("host_act", 0) + 1
-    return graph.act(state, h, features, reset_obs, tf.identity)
+    started, epsilon, obs, action = graph.act(state, h, features, reset_obs, tf.identity)
+    return {name: getattr(started, name) for name in _ACTED}, epsilon, obs, action
 
 
 def _learn(
@@ -138,7 +144,8 @@ class HostEnvs:
                 break
             starting = active & (state.episode_step.numpy() == 0)
             self._reset(starting, key, state)
-            started, epsilon, obs, action = host_act(state, h, tf.constant(self.obs), features)
+            changed, epsilon, obs, action = host_act(state, h, tf.constant(self.obs), features)
+            started = state._replace(**changed)
             next_obs, reward, terminated, truncated, _ = self.vec.step(action.numpy())
             next_obs = np.asarray(next_obs, np.float64)
             self.obs = next_obs.copy()

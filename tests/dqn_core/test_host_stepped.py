@@ -162,10 +162,10 @@ def test_hook_stops_a_host_stepped_agent():
 @pytest.mark.slow
 def test_cartpole_host_stepped_matches_in_graph_until_the_physics_rounding_differs():
     """The same agent on both paths: the host path starts CartPole's episodes from the port's reset draw, so the
-    runs agree bit for bit until gymnasium's NumPy float64 step and the XLA-compiled port (which may fuse
-    multiply-adds) round an observation differently. Measured on the 2-core CI machine with the book config,
-    seed 0: episode lengths, epsilons and losses equal for the first 40 episodes (lengths through 46); in-graph
-    solves in 57 episodes, host-stepped in 64."""
+    runs agree bit for bit until they part, presumably where gymnasium's NumPy float64 step and the XLA-compiled
+    port (equal within 1e-13 per step, not bit for bit) round an observation to float32 differently (not traced).
+    Measured on the 2-core CI machine with the book config, seed 0: episode lengths, epsilons and losses equal for
+    the first 40 episodes (lengths through 46); in-graph solves in 57 episodes, host-stepped in 64."""
     book = TrainConfig(max_episodes=40)
     in_graph = train(book, seed=0)
     host = train(book, seed=0, in_graph=False)
