@@ -160,12 +160,17 @@ def learn(
     next_obs: tf.Tensor,
     env_reward: tf.Tensor,
     terminated: tf.Tensor,
+    env_truncated: tf.Tensor | None = None,
 ) -> tuple[State, Events]:
     """The last part of a tick, after the env step: truncation, the return, replay store, the gradient steps and
-    the episode counters. `started`, `epsilon`, `obs` and `action` are `act`'s; `next_obs` is float32."""
+    the episode counters. `started`, `epsilon`, `obs` and `action` are `act`'s; `next_obs` is float32.
+    `env_truncated`: a host env that cut the episode itself (the graph's own cut is at `max_steps`)."""
     live = started.active
     episode_step, total_step = started.episode_step, started.total_step
-    truncated = ~terminated & (episode_step >= f.max_steps)
+    cut = episode_step >= f.max_steps
+    if env_truncated is not None:
+        cut |= env_truncated
+    truncated = ~terminated & cut
     done = terminated | truncated
     env_reward = tf.cast(env_reward, tf.float32)
     episode_return = started.episode_return

@@ -47,11 +47,14 @@ def _learn(
     next_obs: tf.Tensor,
     reward: tf.Tensor,
     terminated: tf.Tensor,
+    truncated: tf.Tensor,
     features: graph.Features,
 ):
     graph.TRACES["host_learn"] = graph.TRACES.get("host_learn", 0) + 1
     next_obs32 = tf.cast(next_obs, tf.float32)
-    return graph.learn(started, h, features, epsilon, obs, action, next_obs, next_obs32, reward, terminated)
+    return graph.learn(
+        started, h, features, epsilon, obs, action, next_obs, next_obs32, reward, terminated, env_truncated=truncated
+    )
 
 
 host_act = tf.function(_act, jit_compile=True)
@@ -159,6 +162,7 @@ class HostEnvs:
                 tf.constant(next_obs),
                 tf.constant(np.asarray(reward, np.float64)),
                 tf.constant(np.asarray(terminated, bool)),
+                tf.constant(np.asarray(truncated, bool)),  # an env's own cut; its TimeLimit never fires here
                 features,
             )
             for name, value in zip(graph.Events._fields, row, strict=True):

@@ -43,9 +43,23 @@ class Corridor(gym.Env):
         return self._obs(), 10.0 if terminated else -0.1, terminated, False, {}
 
 
+class ShortCorridor(Corridor):
+    """Cuts its own episodes after 5 steps (truncated, not through gymnasium's TimeLimit)."""
+
+    def reset(self, *, seed=None, options=None):
+        self.steps = 0
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        self.steps += 1
+        obs, reward, terminated, _, info = super().step(action)
+        return obs, reward, terminated, not terminated and self.steps >= 5, info
+
+
 def _register() -> None:
     if CORRIDOR not in gym.registry:
         gym.register(CORRIDOR, entry_point=Corridor, max_episode_steps=40, reward_threshold=8.5)
+        gym.register("TestShortCorridor-v0", entry_point=ShortCorridor, max_episode_steps=40, reward_threshold=8.5)
 
 
 _register()
@@ -189,3 +203,8 @@ def test_envs_move_with_their_agents_when_the_tail_shrinks():
     obs, _ = envs.vec.reset(seed=[None, 5], options={"reset_mask": envs.pending.copy()})  # the fresh env only
     np.testing.assert_array_equal(obs[0], last)
     envs.close()
+
+
+def test_an_env_that_truncates_itself_ends_the_episode_there():
+    r = train(BASE.replace(env_id="TestShortCorridor-v0", max_episodes=6), seed=2)
+    assert r.episodes == 6 and (r.steps <= 5).all() and (r.steps == 5).any()
