@@ -1,8 +1,9 @@
 """Which gymnasium environments the trainer can run, resolved once per id.
 
 Gymnasium stays the authority for env ids, time limits, spaces, reward thresholds, rendering and greedy
-evaluation; the trainer itself steps an in-graph port of the dynamics (`dqn_core.cartpole`, `acrobot`,
-`mountaincar`), so only envs with such a port are accepted.
+evaluation; the trainer itself steps an in-graph port of the dynamics where there is one (`dqn_core.cartpole`,
+`acrobot`, `mountaincar`) and any other env with a Discrete action space and a flat Box observation on the host
+(`dqn_core.host`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ IN_GRAPH_SIMULATORS = {  # gymnasium entry point -> the dqn_core module that por
     "gymnasium.envs.classic_control.acrobot:AcrobotEnv": "acrobot",
     "gymnasium.envs.classic_control.mountain_car:MountainCarEnv": "mountaincar",
 }
+HOST_SIMULATOR = "host"
+"""Any other env with a Discrete action space and a flat Box observation: stepped on the host (`dqn_core.host`)."""
 BOOK_ENV = "CartPole-v0"
 BOOK_SUCCESS_STEPS = 190  # the book's success: an episode of >= 190 of CartPole-v0's 200 steps
 
@@ -31,7 +34,7 @@ class EnvSpec:
     max_steps: int
     n_actions: int
     obs_dim: int
-    simulator: str = "cartpole"  # the in-graph port's module name in dqn_core
+    simulator: str = "cartpole"  # the in-graph port's module name in dqn_core, or "host" (no port)
     reward_threshold: float | None = None  # gymnasium's "solved" return, if the env declares one
 
     @property
@@ -77,11 +80,6 @@ def resolve_env(env_id: str) -> EnvSpec:
             "MLP and needs a flat vector"
         )
     entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
-    if entry_point not in IN_GRAPH_SIMULATORS:
-        raise ConfigError(
-            f"env_id '{env_id}' is not supported: the trainer steps environments inside its compiled graph and has "
-            "ports of CartPole, Acrobot and MountainCar only (e.g. CartPole-v0, Acrobot-v1, MountainCar-v0)"
-        )
     if spec.max_episode_steps is None:
         raise ConfigError(f"env_id '{env_id}' has no time limit; register it with max_episode_steps")
     return EnvSpec(
@@ -89,7 +87,7 @@ def resolve_env(env_id: str) -> EnvSpec:
         max_steps=int(spec.max_episode_steps),
         n_actions=int(action_space.n),
         obs_dim=int(observation_space.shape[0]),
-        simulator=IN_GRAPH_SIMULATORS[entry_point],
+        simulator=IN_GRAPH_SIMULATORS.get(entry_point, HOST_SIMULATOR),
         reward_threshold=spec.reward_threshold,
     )
 

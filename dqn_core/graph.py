@@ -10,6 +10,7 @@ whether any agent uses Double DQN) are compiled in.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from dqn_core import acrobot, cartpole, mountaincar, replay, rng
@@ -100,15 +101,20 @@ def epsilon_at(h: Hyper, total_step: tf.Tensor) -> tf.Tensor:
     return tf.where(h.linear_epsilon, linear, exponential)
 
 
-def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
-    """One environment step and `updates_per_step` gradient steps for every active agent."""
+def act(
+    state: State, h: Hyper, f: Features, reset_physics: tf.Tensor, observe: Callable[[tf.Tensor], tf.Tensor]
+) -> tuple[State, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The first part of a tick: episode starts, the target refresh, the counters, epsilon and the action.
+
+    `reset_physics` [K, ...] float64 is what a starting episode's `physics` becomes (the port's reset draw in the
+    graph; the host env's reset observation on the host path); `observe` maps `physics` to the observation.
+    Returns (the state with all of that applied, epsilon, the float32 observation, the action).
+    """
     live = state.active
     starting = live & tf.equal(state.episode_step, 0)
 
     # Episode start: gymnasium's reset distribution; the target refresh: per episode (book) or every N steps.
-    env = SIMULATORS[f.simulator]
-    noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, env.STATE_DIM), tf.float64)
-    physics = tf.where(starting[:, None], env.reset_state(noise), state.physics)
+    physics = tf.where(starting[:, None], reset_physics, state.physics)
     episode_return = tf.where(starting, 0.0, state.episode_return)
     by_episode = starting & tf.equal(h.target_refresh_steps, 0)
     by_episode &= tf.equal(state.episodes_done % h.target_refresh_episodes, 0)
@@ -125,27 +131,61 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
     epsilon = epsilon_at(h, total_step)
 
     # Epsilon-greedy action from the online network.
-    obs = tf.cast(env.observe(physics), tf.float32)
+    obs = tf.cast(observe(physics), tf.float32)
     draws = rng.uniform(h.key, total_step, rng.STREAM_EXPLORE, 2)
     greedy = tf.argmax(q_values(state.params, obs[:, None, :])[:, 0, :], axis=-1, output_type=tf.int32)
     random_action = tf.minimum(tf.cast(draws[:, 1] * f.n_actions, tf.int32), f.n_actions - 1)
     action = tf.where(epsilon > draws[:, 0], random_action, greedy)
 
-    next_physics, env_reward, terminated = env.step(physics, action)
-    truncated = ~terminated & (episode_step >= f.max_steps)
+    started = state._replace(
+        target=target,
+        physics=physics,
+        episode_return=episode_return,
+        episode_step=episode_step,
+        total_step=total_step,
+        loss_sum=loss_sum,
+        loss_count=loss_count,
+    )
+    return started, epsilon, obs, action
+
+
+def learn(
+    started: State,
+    h: Hyper,
+    f: Features,
+    epsilon: tf.Tensor,
+    obs: tf.Tensor,
+    action: tf.Tensor,
+    next_physics: tf.Tensor,
+    next_obs: tf.Tensor,
+    env_reward: tf.Tensor,
+    terminated: tf.Tensor,
+    env_truncated: tf.Tensor | None = None,
+) -> tuple[State, Events]:
+    """The last part of a tick, after the env step: truncation, the return, replay store, the gradient steps and
+    the episode counters. `started`, `epsilon`, `obs` and `action` are `act`'s; `next_obs` is float32.
+    `env_truncated`: a host env that cut the episode itself (the graph's own cut is at `max_steps`)."""
+    live = started.active
+    episode_step, total_step = started.episode_step, started.total_step
+    cut = episode_step >= f.max_steps
+    if env_truncated is not None:
+        cut |= env_truncated
+    truncated = ~terminated & cut
     done = terminated | truncated
     env_reward = tf.cast(env_reward, tf.float32)
+    episode_return = started.episode_return
     episode_return = tf.where(live, episode_return + env_reward, episode_return)  # CartPole: the episode's length
     success = done & (episode_return >= tf.cast(h.success_threshold, tf.float32))
     reward = tf.where(h.env_reward, env_reward, tf.where(success, 1.0, 0.0))  # book: +1 for a success, else 0
 
-    transition = Batch(obs, action, reward, tf.cast(env.observe(next_physics), tf.float32), terminated, truncated)
-    memory = replay.add(state.memory, transition, live & (episode_step > h.warmup), h.memory_size)
+    transition = Batch(obs, action, reward, next_obs, terminated, truncated)
+    memory = replay.add(started.memory, transition, live & (episode_step > h.warmup), h.memory_size)
 
     can_train = live & (memory.count >= h.batch_size)
     update_hyper = UpdateHyper(
         h.gamma, h.learning_rate, h.batch_size, h.bootstrap_truncation, h.double_dqn, h.trainable
     )
+    target = started.target
 
     def gradient_step(u: tf.Tensor | int, params, adam, loss_sum, loss_count):
         """The u-th gradient step of this tick, on its own minibatch (u = 0 draws the book's one)."""
@@ -158,20 +198,23 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
         params, adam, loss = dqn_update(params, target, adam, batch, update_hyper, apply, double=f.double)
         return params, adam, loss_sum + tf.where(apply, loss, 0.0), loss_count + tf.cast(apply, tf.int32)
 
+    loss_sum, loss_count = started.loss_sum, started.loss_count
     if f.max_updates == 1:
-        params, adam, loss_sum, loss_count = gradient_step(0, state.params, state.adam, loss_sum, loss_count)
+        params, adam, loss_sum, loss_count = gradient_step(0, started.params, started.adam, loss_sum, loss_count)
     else:  # one copy of the update in a loop: compilation time does not grow with the replay ratio
 
         def step(u, params, adam, loss_sum, loss_count):
             return (u + 1, *gradient_step(u, params, adam, loss_sum, loss_count))
 
         _, params, adam, loss_sum, loss_count = tf.while_loop(
-            lambda u, *_: u < f.max_updates, step, (tf.constant(0), state.params, state.adam, loss_sum, loss_count)
+            lambda u, *_: u < f.max_updates,
+            step,
+            (tf.constant(0), started.params, started.adam, loss_sum, loss_count),
         )
 
     ended = live & done
-    consecutive = tf.where(ended, tf.where(success, state.consecutive + 1, 0), state.consecutive)
-    episodes_done = state.episodes_done + tf.cast(ended, tf.int32)
+    consecutive = tf.where(ended, tf.where(success, started.consecutive + 1, 0), started.consecutive)
+    episodes_done = started.episodes_done + tf.cast(ended, tf.int32)
     finished = ended & ((consecutive >= h.successes_to_solve) | (episodes_done >= h.max_episodes))
     nan = tf.fill(tf.shape(loss_sum), float("nan"))
     mean_loss = tf.where(loss_count > 0, loss_sum / tf.cast(tf.maximum(loss_count, 1), tf.float32), nan)
@@ -182,7 +225,7 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
         target=target,
         adam=adam,
         memory=memory,
-        physics=tf.where((live & ~done)[:, None], next_physics, physics),
+        physics=tf.where((live & ~done)[:, None], next_physics, started.physics),
         episode_step=tf.where(ended, 0, episode_step),
         episode_return=episode_return,
         total_step=total_step,
@@ -193,6 +236,17 @@ def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
         active=live & ~finished,
     )
     return new_state, events
+
+
+def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
+    """One environment step and `updates_per_step` gradient steps for every active agent: `act`, the in-graph
+    port's step, `learn`."""
+    env = SIMULATORS[f.simulator]
+    noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, env.STATE_DIM), tf.float64)
+    started, epsilon, obs, action = act(state, h, f, env.reset_state(noise), env.observe)
+    next_physics, env_reward, terminated = env.step(started.physics, action)
+    next_obs = tf.cast(env.observe(next_physics), tf.float32)
+    return learn(started, h, f, epsilon, obs, action, next_physics, next_obs, env_reward, terminated)
 
 
 TRACES = {"run_ticks": 0}

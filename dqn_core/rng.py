@@ -41,3 +41,22 @@ def agent_key(seed: int) -> np.uint32:
     """A well-mixed 32-bit key for a user seed (any Python int)."""
     mixed = np.random.SeedSequence(seed).generate_state(1, dtype=np.uint32)[0]
     return np.uint32(mixed)
+
+
+def _fmix32_np(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x85EBCA6B)
+    x = x ^ (x >> np.uint32(13))
+    x = x * np.uint32(0xC2B2AE35)
+    return x ^ (x >> np.uint32(16))
+
+
+def reset_seeds(key: np.ndarray, episode: np.ndarray) -> np.ndarray:
+    """Seeds for a host env's `reset(seed=...)`: [K] uint32 from the agent's key and its episode index alone (the
+    same hash as `uniform`'s first lane on STREAM_RESET, in NumPy), so a host-stepped agent's episodes do not
+    depend on its slot, its neighbours or when it entered."""
+    with np.errstate(over="ignore"):
+        key = np.asarray(key, np.uint32)
+        counter = np.asarray(episode).astype(np.uint32)
+        base = _fmix32_np(key ^ _fmix32_np(counter * np.uint32(_GOLDEN) + np.uint32(STREAM_RESET)))
+        return _fmix32_np(_fmix32_np(base) ^ key)

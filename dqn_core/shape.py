@@ -56,9 +56,13 @@ class StreamShape:
     """The largest updates_per_step."""
     double_dqn: bool = False
     """Compile the Double DQN target in (agents without it still get the plain target, bit for bit)."""
+    in_graph: bool = True
+    """Step the env inside the compiled graph where it has a port (CartPole, Acrobot, MountainCar); False steps it
+    on the host through gymnasium's vector API (`dqn_core.host`), to compare or time the two paths. Envs without
+    a port are always host-stepped."""
 
     @classmethod
-    def covering(cls, configs: Sequence[TrainConfig]) -> StreamShape:
+    def covering(cls, configs: Sequence[TrainConfig], *, in_graph: bool = True) -> StreamShape:
         """The smallest shape that fits every given config (e.g. the corners of a search space)."""
         if not configs:
             raise ConfigError("a stream shape needs at least one config to cover")
@@ -72,6 +76,7 @@ class StreamShape:
             memory_size=max(c.memory_size for c in configs),
             max_updates=max(c.updates_per_step for c in configs),
             double_dqn=any(c.double_dqn for c in configs),
+            in_graph=in_graph,
         )
 
     def check(self, item: WorkItem) -> None:

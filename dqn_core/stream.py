@@ -22,6 +22,7 @@ import numpy as np
 from dqn_core import graph, replay
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
+from dqn_core.host import HOST, HostEnvs
 from dqn_core.network import init_params, layer_sizes, pad_params, unpad_params
 from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
@@ -158,12 +159,14 @@ class _Stream:
         self.capacity = slots
         self.ticks = ticks
         env = shape.env
+        simulator = env.simulator if shape.in_graph and env.simulator in graph.SIMULATORS else HOST
         self.features = graph.Features(
-            env.simulator, env.max_steps, env.n_actions, shape.batch_rows, shape.max_updates, shape.double_dqn
+            simulator, env.max_steps, env.n_actions, shape.batch_rows, shape.max_updates, shape.double_dqn
         )
         self.sizes = shape.sizes()
         self.n_layers = len(self.sizes) - 1
         size = physical_slots(slots)
+        self.host = HostEnvs(env, size) if simulator == HOST else None
         self.records: list[_Record | None] = [None] * size
         # Empty slots are inactive: their values are never used, only kept valid (the book's, seed 0).
         blank = _hyper_row(WorkItem(TrainConfig(), 0), [True] * self.n_layers)
@@ -178,6 +181,22 @@ class _Stream:
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self, source: WorkSource, on_episode: StreamEpisodeHook | None, on_done: DoneHook | None) -> int:
+        try:
+            return self._run(source, on_episode, on_done)
+        finally:
+            if self.host is not None:
+                self.host.close()
+
+    def _advance(self) -> graph.Events:
+        """Up to `ticks` env steps of every slot: one compiled call in the graph, or the host loop."""
+        if self.host is None:
+            self.state, events, _ = graph.run_ticks(self.state, self.hyper, self.ticks, self.features)
+        else:
+            key = self.hyper_np["key"]
+            self.state, events, _ = self.host.run(self.state, self.hyper, key, self.ticks, self.features)
+        return events
+
+    def _run(self, source: WorkSource, on_episode: StreamEpisodeHook | None, on_done: DoneHook | None) -> int:
         self._fill(source)
         while True:
             if not any(r is not None for r in self.records):
@@ -186,7 +205,7 @@ class _Stream:
                 time.sleep(WAIT_PAUSE_S)
                 self._fill(source)
                 continue
-            self.state, events, _ = graph.run_ticks(self.state, self.hyper, self.ticks, self.features)
+            events = self._advance()
             finished, stopped = self._dispatch(events, on_episode)
             if stopped:
                 active = self.state.active.numpy()
@@ -278,11 +297,11 @@ class _Stream:
 
         Returns (slots whose agents finished, in finishing order; slots the hook stopped).
         """
-        ended = events.ended.numpy()
+        ended = np.asarray(events.ended)
         if not ended.any():
             return [], []
-        steps, eps = events.steps.numpy(), events.epsilon.numpy()
-        loss, success, consec = events.mean_loss.numpy(), events.success.numpy(), events.consecutive.numpy()
+        steps, eps = np.asarray(events.steps), np.asarray(events.epsilon)
+        loss, success, consec = np.asarray(events.mean_loss), np.asarray(events.success), np.asarray(events.consecutive)
         finished: list[int] = []
         stopped: list[int] = []
         now = time.perf_counter()
@@ -350,11 +369,19 @@ class _Stream:
         self.hyper_np = {name: column[order] for name, column in self.hyper_np.items()}
         self.hyper = self._hyper_tensors()
         self.records = [self.records[slot] for slot in keep] + [None] * (size - len(keep))
+        if self.host is not None:
+            self.host.reorder(keep, size)
         self.capacity = min(self.capacity, size)
 
     # --- state construction ---------------------------------------------------------------------------------
     def _hyper_tensors(self) -> graph.Hyper:
         return graph.Hyper(**{name: tf.constant(column) for name, column in self.hyper_np.items()})
+
+    def _physics_dim(self) -> int:
+        """The port's state width in the graph; a host env's observation width on the host."""
+        if self.features.simulator == HOST:
+            return self.shape.env.obs_dim
+        return graph.SIMULATORS[self.features.simulator].STATE_DIM
 
     def _empty_state(self, size: int) -> graph.State:
         params = [tf.zeros([size, *p.shape], tf.float32) for p in init_params(self.sizes, 0)]
@@ -365,7 +392,7 @@ class _Stream:
             target=list(params),
             adam=AdamState([tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], zeros_i),
             memory=replay.empty_replay(size, self.shape.memory_size, self.sizes[0]),
-            physics=tf.zeros([size, graph.SIMULATORS[self.features.simulator].STATE_DIM], tf.float64),
+            physics=tf.zeros([size, self._physics_dim()], tf.float64),
             episode_step=zeros_i,
             episode_return=zeros_f,
             total_step=zeros_i,

@@ -30,9 +30,11 @@ EpisodeHook = Callable[[int, EpisodeStats], "bool | None"]
 """on_episode(agent_index, stats); return False to stop that agent."""
 
 
-def train(config: TrainConfig, *, seed: int = 0, on_episode: EpisodeHook | None = None) -> TrainResult:
+def train(
+    config: TrainConfig, *, seed: int = 0, on_episode: EpisodeHook | None = None, in_graph: bool = True
+) -> TrainResult:
     """Train one agent: the same code path, and bit for bit the same result, as inside any population."""
-    return train_population([(config, seed)], on_episode=on_episode)[0]
+    return train_population([(config, seed)], on_episode=on_episode, in_graph=in_graph)[0]
 
 
 def train_population(
@@ -41,11 +43,13 @@ def train_population(
     on_episode: EpisodeHook | None = None,
     ticks_per_call: int = DEFAULT_TICKS_PER_CALL,
     shape: StreamShape | None = None,
+    in_graph: bool = True,
 ) -> list[TrainResult]:
     """Train independent (config, seed) agents side by side; results come back in the order given.
 
     `shape` may declare a larger compiled shape than the members need, so several
-    populations of a sweep reuse one compiled graph. Results do not depend on it.
+    populations of a sweep reuse one compiled graph. Results do not depend on it. `in_graph=False` steps an env
+    that has an in-graph port on the host instead (`StreamShape.in_graph`; a given `shape` is taken as it is).
     """
     if not members:
         raise ConfigError("a population needs at least one (config, seed) member")
@@ -53,7 +57,7 @@ def train_population(
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if shape is None:
-        shape = StreamShape.covering([config for config, _ in members])
+        shape = StreamShape.covering([config for config, _ in members], in_graph=in_graph)
     pending = iter([WorkItem(config, seed, tag=index) for index, (config, seed) in enumerate(members)])
     results: list[TrainResult | None] = [None] * len(members)
 

@@ -94,16 +94,24 @@ def _register_unported_envs() -> None:
 
 @pytest.mark.parametrize(
     ("env_id", "message"),
-    [
-        ("TestFlatNoPort-v0", "ports of CartPole, Acrobot and MountainCar only"),
+    [  # a flat env without a port is host-stepped (tests/dqn_core/test_host_stepped.py); it needs a threshold
+        ("TestFlatNoPort-v0", "TestFlatNoPort-v0 declares no reward_threshold; set success_threshold"),
         ("TestPixels-v0", r"observes arrays of shape \(8, 8, 3\) \(images\?\)"),
     ],
 )
-def test_envs_without_an_in_graph_port_are_one_line(env_id, message):
+def test_envs_the_trainer_cannot_use_are_one_line(env_id, message):
     _register_unported_envs()
     with pytest.raises(ConfigError, match=message) as info:
         TrainConfig(env_id=env_id)
     assert "\n" not in str(info.value)
+
+
+def test_a_flat_env_without_a_port_is_host_stepped_and_its_threshold_is_free():
+    _register_unported_envs()
+    config = TrainConfig(env_id="TestFlatNoPort-v0", success_threshold=1000)
+    assert config.env.simulator == "host" and config.reward_mode == "env"
+    with pytest.raises(ConfigError, match="reward_mode 'book' is CartPole's"):
+        TrainConfig(env_id="TestFlatNoPort-v0", success_threshold=1, reward_mode="book")
 
 
 def test_from_mapping_rejects_unknown_keys_with_a_hint():
