@@ -103,13 +103,13 @@ def book_loop_steps_per_s(train_steps: int, seed: int = 0) -> float:
     return timed_steps / timed_seconds
 
 
-def ours_steps_per_s(members: list[tuple[TrainConfig, int]]) -> tuple[float, float, int]:
+def ours_steps_per_s(members: list[tuple[TrainConfig, int]], *, in_graph: bool = True) -> tuple[float, float, int]:
     """(steps/s warm, first-run seconds incl. XLA compilation, env steps) for one population."""
     started = time.perf_counter()
-    train_population(members)
+    train_population(members, in_graph=in_graph)
     first = time.perf_counter() - started
     started = time.perf_counter()
-    results = train_population(members)
+    results = train_population(members, in_graph=in_graph)
     seconds = time.perf_counter() - started
     steps = sum(r.total_env_steps for r in results)
     return steps / seconds, first, steps
@@ -251,20 +251,24 @@ ENV_EPISODES = 20  # enough steps for a rate, far from solving: the rate, not th
 def per_env_rates(k: int = 64) -> None:
     """K agents of each env for ENV_EPISODES episodes: the book's settings on every env (the env's own cost next to
     CartPole's, same network and batch) and each env's sweep base config (what its sweep trains)."""
-    rows = [("CartPole-v0", "book settings", TrainConfig())]
+    rows = [
+        ("CartPole-v0", "book settings", TrainConfig(), True),
+        ("CartPole-v0", "book settings", TrainConfig(), False),
+    ]
     for env_id, path in ENV_SWEEPS.items():
-        rows.append((env_id, "book settings", TrainConfig(env_id=env_id)))
-        rows.append((env_id, f"{path} base", load_sweep(path).base))
+        rows.append((env_id, "book settings", TrainConfig(env_id=env_id), True))
+        rows.append((env_id, f"{path} base", load_sweep(path).base, True))
     baseline = None
-    for env_id, label, config in rows:
+    for env_id, label, config, in_graph in rows:
         config = config.replace(max_episodes=ENV_EPISODES)
-        rate, first, steps = ours_steps_per_s([(config, seed) for seed in range(k)])
+        rate, first, steps = ours_steps_per_s([(config, seed) for seed in range(k)], in_graph=in_graph)
         baseline = baseline or rate
+        where = "in-graph" if in_graph else "host-stepped (gymnasium SyncVectorEnv)"
         print(
-            f"env {env_id}, {label} (hidden {list(config.hidden_sizes)}, batch {config.batch_size}), in-graph K={k}, "
+            f"env {env_id}, {label} (hidden {list(config.hidden_sizes)}, batch {config.batch_size}), {where} K={k}, "
             f"{ENV_EPISODES} episodes each ({steps} agent-steps): {rate:,.0f} agent-steps/s = "
-            f"{100 * rate / baseline:.0f}% of CartPole-v0 with the book's settings (first run incl. compilation "
-            f"{first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
+            f"{100 * rate / baseline:.0f}% of CartPole-v0 in-graph with the book's settings (first run incl. "
+            f"compilation {first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
             flush=True,
         )
 
