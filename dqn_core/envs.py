@@ -36,6 +36,7 @@ class EnvSpec:
     obs_dim: int
     simulator: str = "cartpole"  # the in-graph port's module name in dqn_core, or "host" (no port)
     reward_threshold: float | None = None  # gymnasium's "solved" return, if the env declares one
+    renders: bool = True  # the env can draw rgb_array frames (the GIFs of greedy episodes)
 
     @property
     def default_success_threshold(self) -> int | None:
@@ -63,6 +64,7 @@ def resolve_env(env_id: str) -> EnvSpec:
         raise ConfigError(f"env_id '{env_id}' cannot be created: {exc}") from None
     try:
         action_space, observation_space = env.action_space, env.observation_space
+        renders = "rgb_array" in (env.metadata.get("render_modes") or [])
     finally:
         env.close()
     if not isinstance(action_space, gym.spaces.Discrete):
@@ -89,6 +91,7 @@ def resolve_env(env_id: str) -> EnvSpec:
         obs_dim=int(observation_space.shape[0]),
         simulator=IN_GRAPH_SIMULATORS.get(entry_point, HOST_SIMULATOR),
         reward_threshold=spec.reward_threshold,
+        renders=renders,
     )
 
 

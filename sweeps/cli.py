@@ -492,6 +492,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     from sweeps.inspect import find_trial, load_existing_study
     from sweeps.preflight import check_output_file, probe_tracking_store
+    from sweeps.record import trial_config
     from sweeps.runner import write_replay
     from sweeps.stores import tracking_uri
     from sweeps.tracking import StudyTracker
@@ -500,6 +501,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         check_output_file(Path(args.out), "replay --out", (".gif",))
     study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
     trial = find_trial(study, number=args.trial, run_id=args.run_id)
+    config = trial_config(study, trial)
+    if not config.env.renders:
+        raise UsageError(f"dqn-sweep replay: {config.env_id} draws no rgb_array frames, so there is no GIF to write")
     out = check_output_file(Path(args.out or f"replay-{trial.number}.gif"), "replay --out", (".gif",))
     uri = tracking_uri(args.tracking_uri)
     probe_tracking_store(uri, study_name=study.study_name, must_exist=True)

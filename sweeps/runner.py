@@ -732,20 +732,25 @@ def retrain_agent(study: optuna.Study, trial: optuna.trial.FrozenTrial, seed: in
 def write_replay(
     study: optuna.Study, tracker: StudyTracker, trial: optuna.trial.FrozenTrial, out: Path, *, log_agent: bool
 ) -> tuple[Path, int, str]:
-    """Re-train the trial's representative seed, render a GIF to `out`, log both to the trial's run."""
+    """Re-train the trial's representative seed, render a GIF to `out`, log both to the trial's run. An env that
+    cannot draw frames (no rgb_array render mode) gets no GIF: its greedy episode is played without one."""
     seed = representative_seed(trial)
     agent, solved_at = retrain_agent(study, trial, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    steps = artifacts.write_episode_gif(out, agent, seed=seed)
+    renders = agent.config.env.renders
+    if renders:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        steps = artifacts.write_episode_gif(out, agent, seed=seed)
+    else:
+        steps = agent.play(seed=seed).steps
     expected = per_seed_values(trial).get(seed)
     note = ""
     if expected is not None and solved_at is not None and solved_at != expected:
         note = f"warning: re-training seed {seed} solved at {solved_at}, the sweep recorded {expected}"
     run_id = trial.user_attrs.get(TRIAL_RUN_ID)
     if run_id:
-        files: dict[str, Callable[[Path], Any]] = {
-            "greedy_episode.gif": lambda p: p.write_bytes(out.read_bytes()),
-        }
+        files: dict[str, Callable[[Path], Any]] = (
+            {"greedy_episode.gif": lambda p: p.write_bytes(out.read_bytes())} if renders else {}
+        )
         if log_agent:
             files[f"agent_seed{seed}.npz"] = agent.save
         tracker.log_files(run_id, files, purpose="best")
@@ -768,7 +773,12 @@ def _log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
         with tempfile.TemporaryDirectory() as folder:
             _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
             _log_learning_curve(study, tracker, best, run_id, Path(folder))
-        notes = [f"best trial {best.number}: agent, a {steps}-step greedy episode GIF, learning curve logged to MLflow"]
+        episode = (
+            f"a {steps}-step greedy episode GIF"
+            if trial_config(study, best).env.renders
+            else f"no GIF ({trial_config(study, best).env_id} draws no rgb_array frames)"
+        )
+        notes = [f"best trial {best.number}: agent, {episode}, learning curve logged to MLflow"]
         return notes + ([note] if note else [])
 
     return tracker.attempt("logging the best agent", log) or []

@@ -42,3 +42,35 @@ def test_a_short_acrobot_sweep_end_to_end(tmp_path, capsys):
     report = tmp_path / "acro.html"
     assert main(["report", "--study-name", "acro", "--out", str(report), *common]) == 0
     assert "Acrobot-v1" in report.read_text()
+
+
+def test_a_host_stepped_env_sweeps_end_to_end_without_frames(tmp_path, capsys):
+    """An env with no in-graph port (host-stepped) and no rgb_array rendering: the sweep, verdict and report
+    work, the best agent is logged without a GIF (said so, not reported as a tracking failure), and `replay` is
+    one line."""
+    from tests.dqn_core.test_host_stepped import CORRIDOR  # registers the env
+
+    config = tmp_path / "corridor.yaml"
+    config.write_text(
+        "study: {n_trials: 3, max_seeds: 2, startup_seeds: 2, slots: 4, pruner: none, validate_seeds: 2}\n"
+        f"trainer: {{env_id: {CORRIDOR}, max_episodes: 30}}\n"
+        "search_space: {gamma: {type: float, low: 0.9, high: 0.99}}\n"
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    common = ["--storage", str(tmp_path / "optuna-journal.log"), "--tracking-uri", uri]
+    assert main(["run", "--config", str(config), "--no-progress", *common]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "tracking failed" not in captured.out
+    assert f"no GIF ({CORRIDOR} draws no rgb_array frames)" in captured.out
+
+    study = load_existing_study("corridor", str(tmp_path / "optuna-journal.log"), uri)
+    best = study.best_trial
+    client = MlflowClient(tracking_uri=uri)
+    logged = {a.path for a in client.list_artifacts(best.user_attrs["mlflow_run_id"])}
+    assert any(name.startswith("agent_seed") for name in logged) and "greedy_episode.gif" not in logged
+
+    assert main(["report", "--study-name", "corridor", "--out", str(tmp_path / "r.html"), *common]) == 0
+    capsys.readouterr()
+    assert main(["replay", "--study-name", "corridor", "--trial", str(best.number), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("draws no rgb_array frames, so there is no GIF to write") and len(err.splitlines()) == 1
