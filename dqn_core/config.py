@@ -135,9 +135,9 @@ def field_doc(name: str) -> str:
 
 
 def field_default(name: str) -> str:
-    """A field's default as it is written in `--set` and YAML (`16,16,16`, `false`), read from the dataclass so
-    `--help` cannot drift from the code."""
-    default = next(f.default for f in dataclasses.fields(TrainConfig) if f.name == name)
+    """A field's default as it is written in `--set` and YAML (`16,16,16`, `false`), read from a default
+    TrainConfig so `--help` cannot drift from the code; fields the env decides show the book env's value."""
+    default = getattr(TrainConfig(), name)
     if isinstance(default, bool):
         return str(default).lower()
     if isinstance(default, tuple):
