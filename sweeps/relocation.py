@@ -16,10 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import MLFLOW_TABLES, first_line, sqlite_path, sqlite_tables
-
-ARTIFACT_FOLDER = "mlruns"
-STUDY_TAG = "dqn_sweep.study"  # sweeps.tracking.TAG_STUDY, without importing MLflow here
+from sweeps.stores import ARTIFACT_FOLDER, MLFLOW_TABLES, first_line, sqlite_path, sqlite_tables, store_folder
+from sweeps.tracking import TAG_STUDY
 
 
 @dataclass(frozen=True)
@@ -28,12 +26,6 @@ class Move:
     study: str
     old: str  # artifact location URIs, no trailing slash
     new: str
-
-
-def local_store_home(uri: str) -> Path | None:
-    """The folder of a local SQLite tracking store (where its `mlruns/` belongs), or None for any other store."""
-    db = sqlite_path(uri)
-    return db.resolve().parent if db is not None else None
 
 
 def planned_moves(db: Path) -> list[Move]:
@@ -48,7 +40,7 @@ def planned_moves(db: Path) -> list[Move]:
         rows = conn.execute(
             "SELECT e.experiment_id, t.value, e.artifact_location FROM experiments e "
             "JOIN experiment_tags t ON t.experiment_id = e.experiment_id AND t.key = ?",
-            (STUDY_TAG,),
+            (TAG_STUDY,),
         ).fetchall()
     finally:
         conn.close()
@@ -125,6 +117,6 @@ def relocate_or_warn(uri: str) -> str | None:
         return f"warning: could not re-point the artifact locations in {sqlite_path(uri)}: {first_line(exc)}"
     if not moves:
         return None
-    home = local_store_home(uri)
+    home = store_folder(uri).resolve()
     studies = ", ".join(f"'{m.study}'" for m in moves)
     return f"the store was moved or copied: artifact locations of {studies} now point to {home / ARTIFACT_FOLDER}"

@@ -19,6 +19,7 @@ from sweeps.redaction import redact
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 JOURNAL_NAME = "optuna-journal.log"
 JOURNAL_PREFIX = "journal:"
+ARTIFACT_FOLDER = "mlruns"  # beside a local mlflow.db: mlruns/<study>/ holds a study's artifacts
 
 
 def tracking_uri(cli_value: str | None) -> str:

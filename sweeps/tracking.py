@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import first_line, redact, sqlite_path
+from sweeps.stores import ARTIFACT_FOLDER, first_line, redact, sqlite_path
 
 T = TypeVar("T")
 
@@ -337,7 +337,7 @@ def artifact_location(uri: str, study_name: str) -> str | None:
     if db is None:
         return None
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", study_name).strip("-") or "study"
-    return (db.resolve().parent / "mlruns" / slug).as_uri()
+    return (db.resolve().parent / ARTIFACT_FOLDER / slug).as_uri()
 
 
 def trials_view_state(searched: Sequence[str]) -> str:
