@@ -571,19 +571,11 @@ def _fmt(value: Any) -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from collections.abc import Mapping
-
-    from dqn_core.config import TrainConfig, parse_assignment
-    from dqn_core.yamlfile import read_mapping
+    from dqn_core.config import TrainConfig, load_config, parse_assignment
     from sweeps.preflight import SEED_MAX, bounded, check_output_file
 
     overrides = dict(parse_assignment(item) for item in args.overrides)
-    data: dict[str, Any] = {}
-    if args.config:
-        data = read_mapping(args.config)
-        if isinstance(data.get("trainer"), Mapping):
-            data = dict(data["trainer"])
-    config = TrainConfig.from_mapping({**data, **overrides}, source=args.config or "--set")
+    config = load_config(args.config, overrides) if args.config else TrainConfig.from_mapping(overrides, source="--set")
     if args.seed < 0:
         raise UsageError(f"dqn-sweep train: --seed must be >= 0, got {args.seed}")
     bounded("--seed", args.seed, 0, SEED_MAX)

@@ -8,7 +8,7 @@ trial (whose space may differ: that is the point of `--from-study`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +16,8 @@ from typing import Any
 import optuna
 import yaml
 
-from dqn_core.config import TrainConfig
+from dqn_core.config import TrainConfig, load_config
 from dqn_core.errors import ConfigError
-from dqn_core.yamlfile import read_mapping
 from sweeps.inspect import best_trial, ranked_complete_trials
 from sweeps.record import ATTR_VERDICT, per_seed_values, trial_config
 from sweeps.space import ParamSpec, SweepFile, sweep_from_mapping
@@ -56,19 +55,9 @@ def best_config_yaml(study: optuna.Study) -> str:
     return "\n".join(lines) + "\n" + body
 
 
-def read_trainer_config(path: str | Path) -> TrainConfig:
-    """A trainer config file: TrainConfig keys at the top, or under `trainer:` (as `best --format yaml` and the
-    trials' `config.yaml` artifacts write them)."""
-    data = read_mapping(path)
-    trainer = data.get("trainer")
-    if isinstance(trainer, Mapping):
-        data = dict(trainer)
-    return TrainConfig.from_mapping(data, source=str(path))
-
-
 def with_base_config(sweep: SweepFile, path: str | Path) -> SweepFile:
     """The sweep with its `trainer:` section replaced by the config in `path` (checked against the space)."""
-    base = read_trainer_config(path)
+    base = load_config(path)
     definition = {**sweep.definition, "trainer": base.to_dict()}
     return sweep_from_mapping(definition, source=f"{sweep.path} with base config {path}")
 
@@ -89,7 +78,7 @@ def project(config: TrainConfig, space: Sequence[ParamSpec], origin: str, *, str
 
 
 def from_files(paths: Sequence[str], sweep: SweepFile) -> list[QueuedConfig]:
-    return [project(read_trainer_config(path), sweep.space, str(path), strict=True) for path in paths]
+    return [project(load_config(path), sweep.space, str(path), strict=True) for path in paths]
 
 
 def from_study(source: optuna.Study, top: int, sweep: SweepFile) -> list[QueuedConfig]:
