@@ -28,13 +28,18 @@ def _fmix32(x: tf.Tensor) -> tf.Tensor:
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, tf.constant(16, tf.uint32)))
 
 
-def uniform(key: tf.Tensor, counter: tf.Tensor, stream: int | tf.Tensor, lanes: int) -> tf.Tensor:
-    """Floats in [0, 1) of shape [K, lanes]: key [K] uint32, counter [K] int32 (the agent's own clock)."""
+def bits(key: tf.Tensor, counter: tf.Tensor, stream: int | tf.Tensor, lanes: int) -> tf.Tensor:
+    """Hashed uint32 words of shape [K, lanes]: key [K] uint32, counter [K] int32 (the agent's own clock)."""
     counter32 = tf.cast(counter, tf.uint32)
     base = _fmix32(key ^ _fmix32(counter32 * tf.constant(_GOLDEN, tf.uint32) + tf.cast(stream, tf.uint32)))
     lane = tf.cast(tf.range(lanes), tf.uint32)[None, :]
-    bits = _fmix32(_fmix32(base[:, None] + lane * tf.constant(_GOLDEN, tf.uint32)) ^ key[:, None])
-    return tf.cast(tf.bitwise.right_shift(bits, tf.constant(8, tf.uint32)), tf.float32) * (1.0 / (1 << 24))
+    return _fmix32(_fmix32(base[:, None] + lane * tf.constant(_GOLDEN, tf.uint32)) ^ key[:, None])
+
+
+def uniform(key: tf.Tensor, counter: tf.Tensor, stream: int | tf.Tensor, lanes: int) -> tf.Tensor:
+    """Floats in [0, 1) of shape [K, lanes], from the top 24 bits of `bits`."""
+    words = bits(key, counter, stream, lanes)
+    return tf.cast(tf.bitwise.right_shift(words, tf.constant(8, tf.uint32)), tf.float32) * (1.0 / (1 << 24))
 
 
 def agent_key(seed: int) -> np.uint32:
@@ -43,20 +48,9 @@ def agent_key(seed: int) -> np.uint32:
     return np.uint32(mixed)
 
 
-def _fmix32_np(x: np.ndarray) -> np.ndarray:
-    x = x ^ (x >> np.uint32(16))
-    x = x * np.uint32(0x85EBCA6B)
-    x = x ^ (x >> np.uint32(13))
-    x = x * np.uint32(0xC2B2AE35)
-    return x ^ (x >> np.uint32(16))
-
-
 def reset_seeds(key: np.ndarray, episode: np.ndarray) -> np.ndarray:
     """Seeds for a host env's `reset(seed=...)`: [K] uint32 from the agent's key and its episode index alone (the
-    same hash as `uniform`'s first lane on STREAM_RESET, in NumPy), so a host-stepped agent's episodes do not
-    depend on its slot, its neighbours or when it entered."""
-    with np.errstate(over="ignore"):
-        key = np.asarray(key, np.uint32)
-        counter = np.asarray(episode).astype(np.uint32)
-        base = _fmix32_np(key ^ _fmix32_np(counter * np.uint32(_GOLDEN) + np.uint32(STREAM_RESET)))
-        return _fmix32_np(_fmix32_np(base) ^ key)
+    first word of `bits` on STREAM_RESET), so a host-stepped agent's episodes do not depend on its slot, its
+    neighbours or when it entered."""
+    key32 = tf.constant(np.asarray(key, np.uint32))
+    return bits(key32, tf.constant(np.asarray(episode, np.int32)), STREAM_RESET, 1)[:, 0].numpy()
