@@ -574,13 +574,12 @@ class SweepWorker:
             self.new_trials += 1
             self.trial_seconds += run.wall_time_s
             self.seeds_per_trial[run.number] = len(run.values)
-            self.progress.n = min(finished_count(self.study), self.settings.n_trials)  # other workers' count too
+            trials = self.study.get_trials(deepcopy=False)  # every worker's: one read for the bar and MLflow
+            complete = sum(t.state == TrialState.COMPLETE for t in trials)
+            pruned = sum(t.state == TrialState.PRUNED for t in trials)
+            self.progress.n = min(complete + pruned, self.settings.n_trials)
             best = _best_value(self.study)
             self.progress.set_postfix_str(f"best={best:g}" if best is not None else "", refresh=True)
-            complete, pruned = (
-                len(self.study.get_trials(deepcopy=False, states=(s,)))
-                for s in (TrialState.COMPLETE, TrialState.PRUNED)
-            )
             self.live.study_progress(step=complete + pruned, complete=complete, pruned=pruned, best=best)
 
 
