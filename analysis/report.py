@@ -26,7 +26,7 @@ from analysis import compare, plots
 from analysis.load import StudyData
 from analysis.validate import held_out_table
 from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
-from sweeps.record import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID
+from sweeps.record import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID, base_config
 from sweeps.stats import MIN_SEEDS_FOR_CI
 from sweeps.stores import redact
 
@@ -247,9 +247,9 @@ def _curves(ctx: _Context) -> str:
     chosen = [int(t) for t in table["trial"]]
     labels = {int(r.trial): ctx.label(int(r.trial), r.baseline) for r in table.itertuples()}
     curves = compare.learning_curves(data.episodes, chosen)
-    base = data.study.user_attrs.get(ATTR_BASE_CONFIG, {})
-    # The curves are episode lengths; only on CartPole is the success threshold (a return) a length too.
-    threshold = base.get("success_threshold") if str(base.get("env_id", "CartPole")).startswith("CartPole") else None
+    # The curves are episode lengths: the success threshold is drawn where a return is one.
+    base = base_config(data.study) if data.study.user_attrs.get(ATTR_BASE_CONFIG) else None
+    threshold = base.success_threshold if base is not None and base.env.return_is_length else None
     figure = plots.curves_figure(curves, labels, threshold)
     return _image(figure and plots.to_data_uri(figure), "learning curves", "no per-episode curves in MLflow")
 

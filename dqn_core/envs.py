@@ -39,6 +39,12 @@ class EnvSpec:
     renders: bool = True  # the env can draw rgb_array frames (the GIFs of greedy episodes)
 
     @property
+    def return_is_length(self) -> bool:
+        """CartPole pays 1 per step, so a return is an episode length: its success threshold can be drawn on a
+        chart of episode lengths."""
+        return self.simulator == "cartpole"
+
+    @property
     def default_success_threshold(self) -> int | None:
         """The return an episode needs to count as a success when the config names none: the book's 190 steps
         on CartPole-v0, else the env's reward threshold (rounded up: returns of these envs are whole numbers)."""

@@ -792,7 +792,7 @@ def _log_learning_curve(
         return
     steps = artifacts.read_curve_steps(Path(tracker.client.download_artifacts(run_id, CURVES_FILE, str(folder))))
     config = trial_config(study, best)
-    threshold = config.success_threshold if config.env.simulator == "cartpole" else None  # a return, not steps
+    threshold = config.success_threshold if config.env.return_is_length else None
     title = f"{study.study_name} best trial {best.number}"
     tracker.log_files(
         run_id,
