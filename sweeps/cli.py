@@ -349,13 +349,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _timeout_s(args: argparse.Namespace) -> float | None:
-    if args.timeout is None:
-        return None
-    if not args.timeout > 0 or args.timeout == float("inf"):
-        raise UsageError(
-            f"dqn-sweep {args.command}: --timeout must be a positive number of minutes, got {args.timeout}"
-        )
-    return args.timeout * 60
+    """--timeout in seconds; `SweepOptions` checks it."""
+    return None if args.timeout is None else args.timeout * 60
 
 
 def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:

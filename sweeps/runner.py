@@ -118,8 +118,8 @@ class SweepOptions:
             raise ConfigError(
                 f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
             )
-        if self.timeout_s is not None and not self.timeout_s > 0:
-            raise ConfigError(f"--timeout must be > 0 minutes, got {self.timeout_s / 60:g}")
+        if self.timeout_s is not None and not 0 < self.timeout_s < math.inf:
+            raise ConfigError(f"--timeout must be a positive number of minutes, got {self.timeout_s / 60:g}")
         if self.join_only:  # an existing study keeps the name it has
             if not self.study_name.strip():
                 raise ConfigError("study name must not be empty")

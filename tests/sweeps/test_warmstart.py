@@ -142,6 +142,7 @@ def test_timeout_stops_asking_and_leaves_consistent_stores(tmp_path, capsys):
     [
         (["--timeout", "0"], "--timeout must be a positive number of minutes"),
         (["--timeout", "nan"], "--timeout must be a positive number of minutes"),
+        (["--timeout", "inf"], "--timeout must be a positive number of minutes, got inf"),
         (["--from-study", "nope"], "no Optuna journal at"),
         (["--from-study", "tiny"], "--from-study names the study being run"),
         (["--from-study", "x", "--from-top", "0"], "--from-top"),
