@@ -16,7 +16,7 @@ from collections import deque
 
 import numpy as np
 
-from dqn_core import TrainConfig, train, train_population
+from dqn_core import TrainConfig, graph, train, train_population
 from dqn_core.envs import make_env
 from dqn_core.results import EpisodeStats, TrainResult
 from dqn_core.stream import StreamShape, Supply, WorkItem, train_stream
@@ -32,6 +32,12 @@ def peak_rss_mib() -> float:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def memory_note() -> str:
+    """Peak RSS so far and how many programs XLA has compiled in this process: each compiled population size (and
+    each env and network shape) stays resident for the process, so the peak grows with their count."""
+    return f"peak RSS {peak_rss_mib():.0f} MiB ({sum(graph.TRACES.values())} compiled programs so far)"
 
 
 def book_loop_steps_per_s(train_steps: int, seed: int = 0) -> float:
@@ -190,7 +196,7 @@ def main() -> None:
     if not args.skip_book:
         print(f"book loop, ported line for line: timing {args.book_steps} training steps ...", flush=True)
         book_rate = book_loop_steps_per_s(args.book_steps)
-        print(f"  {book_rate:.3f} steps/s   peak RSS {peak_rss_mib():.0f} MiB", flush=True)
+        print(f"  {book_rate:.3f} steps/s   {memory_note()}", flush=True)
 
     started = time.perf_counter()
     single = train(book, seed=0)  # compiles the K=1 graph
@@ -201,7 +207,7 @@ def main() -> None:
     print(
         f"ours K=1 (book config, seed 0, {single.total_env_steps} steps): {k1_rate:,.0f} steps/s = "
         f"{k1_rate / book_rate:,.0f}x the book loop (first run incl. compilation {k1_first:.1f} s)   "
-        f"peak RSS {peak_rss_mib():.0f} MiB",
+        f"{memory_note()}",
         flush=True,
     )
 
@@ -212,7 +218,7 @@ def main() -> None:
         print(
             f"ours uniform K={k} (book config, seeds 0..{k - 1}, {steps} agent-steps): {rate:,.0f} agent-steps/s = "
             f"{rate / book_rate:,.0f}x the book loop, {rate / k1_rate:.1f}x K=1 "
-            f"(first run incl. compilation {first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
+            f"(first run incl. compilation {first:.1f} s)   {memory_note()}",
             flush=True,
         )
 
@@ -238,7 +244,7 @@ def main() -> None:
             f"minibatch rows {w['rows']}): {w['rate']:,.0f} agent-steps/s = {100 * w['rate'] / uniform[64]:.0f}% of "
             f"uniform K=64 ({w['steps']} agent-steps in {w['wall']:.1f} s incl. compilation; tail after the source "
             f"ran dry {w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   "
-            f"peak RSS {peak_rss_mib():.0f} MiB",
+            f"{memory_note()}",
             flush=True,
         )
     per_env_rates()
@@ -268,7 +274,7 @@ def per_env_rates(k: int = 64) -> None:
             f"env {env_id}, {label} (hidden {list(config.hidden_sizes)}, batch {config.batch_size}), {where} K={k}, "
             f"{ENV_EPISODES} episodes each ({steps} agent-steps): {rate:,.0f} agent-steps/s = "
             f"{100 * rate / baseline:.0f}% of CartPole-v0 in-graph with the book's settings (first run incl. "
-            f"compilation {first:.1f} s)   peak RSS {peak_rss_mib():.0f} MiB",
+            f"compilation {first:.1f} s)   {memory_note()}",
             flush=True,
         )
 
