@@ -206,8 +206,7 @@ def main() -> None:
     k1_rate = single.total_env_steps / (time.perf_counter() - started)
     print(
         f"ours K=1 (book config, seed 0, {single.total_env_steps} steps): {k1_rate:,.0f} steps/s = "
-        f"{k1_rate / book_rate:,.0f}x the book loop (first run incl. compilation {k1_first:.1f} s)   "
-        f"{memory_note()}",
+        f"{k1_rate / book_rate:,.0f}x the book loop (first run incl. compilation {k1_first:.1f} s)   " + memory_note(),
         flush=True,
     )
 
@@ -243,8 +242,7 @@ def main() -> None:
             f"stream workload, {label}, through K=64 refilled slots ({w['items']} items, {w['unsolved']} unsolved, "
             f"minibatch rows {w['rows']}): {w['rate']:,.0f} agent-steps/s = {100 * w['rate'] / uniform[64]:.0f}% of "
             f"uniform K=64 ({w['steps']} agent-steps in {w['wall']:.1f} s incl. compilation; tail after the source "
-            f"ran dry {w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   "
-            f"{memory_note()}",
+            f"ran dry {w['tail_s']:.1f} s = {100 * w['tail_s'] / w['wall']:.0f}% of the wall time)   " + memory_note(),
             flush=True,
         )
     per_env_rates()

@@ -90,13 +90,6 @@ def q_values(params: Params, obs: tf.Tensor) -> tf.Tensor:
     return x
 
 
-def _ordered_sum(terms: list[tf.Tensor]) -> tf.Tensor:
-    total = terms[0]
-    for term in terms[1:]:
-        total = total + term
-    return total
-
-
 ROW_CHUNK = 32
 """Minibatch rows are summed left to right within chunks of this many, and chunk sums pairwise (a halving tree).
 A batch of up to 32 rows is one chunk, so its sums are plain left-to-right sums; larger batches compile a graph
@@ -104,25 +97,31 @@ that grows with the chunk size instead of the batch size. Zero rows padded onto 
 (or the tail of the last one), which leave every partial sum unchanged."""
 
 
-def _products(a: tf.Tensor, b: tf.Tensor, axis: int) -> list[tf.Tensor]:
-    """[a_i * b_i for each index i along `axis`] of two tensors that already hold the size-one axes to broadcast.
+def _ordered_products_sum(a: tf.Tensor, b: tf.Tensor, axis: int) -> tf.Tensor:
+    """a_0 * b_0 + a_1 * b_1 + ..., added left to right, over the indices along `axis` of two tensors that already
+    hold the size-one axes to broadcast.
 
     One Unpack op per operand instead of a StridedSlice (with its three constants) per index: XLA gets the same
     slices, while the traced graph, which TensorFlow keeps for the whole process with a stack trace per op, is
     well under half the size (and with it the memory each compiled population size holds)."""
-    return [a_i * b_i for a_i, b_i in zip(tf.unstack(a, axis=axis), tf.unstack(b, axis=axis), strict=True)]
+    pairs = zip(tf.unstack(a, axis=axis), tf.unstack(b, axis=axis), strict=True)
+    a_0, b_0 = next(pairs)
+    total = a_0 * b_0
+    for a_i, b_i in pairs:
+        total = total + a_i * b_i
+    return total
 
 
 def _row_products_sum(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     """sum over rows r of a[:, r, :, None] * b[:, r, None, :]: [K, B, m] x [K, B, n] -> [K, m, n]."""
     rows = a.shape[1]
     if rows <= ROW_CHUNK:
-        return _ordered_sum(_products(a[:, :, :, None], b[:, :, None, :], axis=1))
+        return _ordered_products_sum(a[:, :, :, None], b[:, :, None, :], axis=1)
     chunks = 1 << (-(-rows // ROW_CHUNK) - 1).bit_length()  # a power of two, so the tree halves evenly
     pad = chunks * ROW_CHUNK - rows
     a = tf.reshape(tf.pad(a, [[0, 0], [0, pad], [0, 0]]), [-1, chunks, ROW_CHUNK, a.shape[2]])
     b = tf.reshape(tf.pad(b, [[0, 0], [0, pad], [0, 0]]), [-1, chunks, ROW_CHUNK, b.shape[2]])
-    partial = _ordered_sum(_products(a[:, :, :, :, None], b[:, :, :, None, :], axis=2))
+    partial = _ordered_products_sum(a[:, :, :, :, None], b[:, :, :, None, :], axis=2)
     while chunks > 1:
         chunks //= 2
         partial = partial[:, :chunks] + partial[:, chunks:]
@@ -136,10 +135,10 @@ def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor):
     Element-wise code is the same for any K, so each agent's numbers are too. Zero rows padded onto the batch
     (and zero units padded onto a layer) come last in their sums and leave them unchanged, as s + 0 == s.
     """
-    y = _ordered_sum(_products(x[:, :, :, None], kernel[:, None, :, :], axis=2)) + bias[:, None, :]
+    y = _ordered_products_sum(x[:, :, :, None], kernel[:, None, :, :], axis=2) + bias[:, None, :]
 
     def grad(dy: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        dx = _ordered_sum(_products(dy[:, :, None, :], kernel[:, None, :, :], axis=3))
+        dx = _ordered_products_sum(dy[:, :, None, :], kernel[:, None, :, :], axis=3)
         dkernel = _row_products_sum(x, dy)
         dbias = _row_products_sum(tf.ones_like(dy[:, :, :1]), dy)[:, 0, :]
         return dx, dkernel, dbias
