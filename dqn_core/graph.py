@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from dqn_core import acrobot, cartpole, mountaincar, replay, rng
+from dqn_core import acrobot, cartpole, mountaincar, replay, rng, xla
 from dqn_core.network import Params, q_values
 from dqn_core.quiet_tf import tf
 from dqn_core.update import AdamState, Batch, UpdateHyper, dqn_update
@@ -277,5 +277,5 @@ def _run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[
     return state, events, t
 
 
-run_ticks = tf.function(_run_ticks, jit_compile=True)
+run_ticks = xla.compiled(_run_ticks)
 """Compiled once per (population size, replay capacity, network shape, ticks, features) in a process."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dqn_core import graph, rng
+from dqn_core import graph, rng, xla
 from dqn_core.envs import HOST_SIMULATOR, EnvSpec, make_env
 from dqn_core.quiet_tf import tf
 
@@ -57,8 +57,8 @@ def _learn(
     )
 
 
-host_act = tf.function(_act, jit_compile=True)
-host_learn = tf.function(_learn, jit_compile=True)
+host_act = xla.compiled(_act)
+host_learn = xla.compiled(_learn)
 
 
 def _port_reset(key: tf.Tensor, episodes_done: tf.Tensor, simulator: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -68,7 +68,7 @@ def _port_reset(key: tf.Tensor, episodes_done: tf.Tensor, simulator: str) -> tup
     return state, tf.cast(env.observe(state), tf.float32)
 
 
-port_reset = tf.function(_port_reset, jit_compile=True)
+port_reset = xla.compiled(_port_reset)
 
 
 class HostEnvs:
