@@ -28,6 +28,7 @@ from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
 from dqn_core.rng import agent_key
 from dqn_core.shape import StreamShape, WorkItem
+from dqn_core.tail import TailRental
 from dqn_core.update import AdamState
 
 DEFAULT_TICKS_PER_CALL = 256
@@ -45,10 +46,10 @@ def physical_slots(n: int) -> int:
 WAIT_PAUSE_S = 0.05
 """How long an idle stream sleeps before asking a source that answered WAIT again."""
 TAIL_SHRINK = 2
-"""Once the source is dry and at most half the slots still train, the survivors move into a population half the
-size. Each size costs one compilation per process (about 3-5 s); shrinking by 8 instead (64 -> 8 -> 2) saved two
-thirds of those compilations but left the tail running at low occupancy: warm uniform populations measured
-~114k agent-steps/s at K=128 against ~158k when halving (warm `train_population` runs, back to back, 2 cores)."""
+"""Once the source is dry and at most half the slots still train, the survivors may move into a population half
+the size (when, see `dqn_core.tail`). Shrinking by 8 instead (64 -> 8 -> 2) saved two thirds of the compilations
+but left the tail running at low occupancy: warm uniform populations measured ~114k agent-steps/s at K=128
+against ~158k when halving (warm `train_population` runs, back to back, 2 cores)."""
 
 
 class Supply(enum.Enum):
@@ -178,6 +179,7 @@ class _Stream:
         self.hyper = self._hyper_tensors()
         self.source_done = False
         self.items_started = 0
+        self.tail = TailRental((simulator, shape, self.features, ticks))
 
     # --- the loop -------------------------------------------------------------------------------------------
     def run(self, source: WorkSource, on_episode: StreamEpisodeHook | None, on_done: DoneHook | None) -> int:
@@ -205,7 +207,9 @@ class _Stream:
                 time.sleep(WAIT_PAUSE_S)
                 self._fill(source)
                 continue
+            started = time.perf_counter()
             events = self._advance()
+            self.tail.ran(len(self.records), time.perf_counter() - started)
             finished, stopped = self._dispatch(events, on_episode)
             if stopped:
                 active = self.state.active.numpy()
@@ -216,7 +220,9 @@ class _Stream:
             if not self.source_done:
                 self._fill(source)
             elif self._live_count() <= len(self.records) // TAIL_SHRINK and len(self.records) > MIN_SLOTS:
-                self._compact()
+                target = physical_slots(len(self.records) // TAIL_SHRINK)
+                if self.tail.shrink_now(len(self.records), target):
+                    self._compact(target)
 
     def _live_count(self) -> int:
         return sum(r is not None for r in self.records)
@@ -355,12 +361,11 @@ class _Stream:
             except Exception as exc:
                 raise StreamError(f"on_done failed for {item.describe()}: {exc}") from exc
 
-    def _compact(self) -> None:
-        """Once no more work comes, gather the remaining agents into a smaller population so the tail's cost per
-        agent stays near what it costs at full occupancy (see TAIL_SHRINK)."""
+    def _compact(self, size: int) -> None:
+        """Once no more work comes, gather the remaining agents (at most `size`) into a population of `size` slots,
+        so the tail's cost per agent stays near what it costs at full occupancy (see TAIL_SHRINK)."""
         keep = [slot for slot, r in enumerate(self.records) if r is not None]
-        size = physical_slots(max(len(keep), len(self.records) // TAIL_SHRINK))
-        if not keep or size >= len(self.records):
+        if not keep:
             return
         order = np.array(keep + [keep[0]] * (size - len(keep)))
         index = tf.constant(order, tf.int32)

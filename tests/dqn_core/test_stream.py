@@ -4,7 +4,7 @@ and the per-slot knobs (replay ratio, Double DQN, network size, target period in
 import numpy as np
 import pytest
 
-from dqn_core import TrainConfig, graph, replay, rng, train
+from dqn_core import TrainConfig, graph, replay, rng, tail, train
 from dqn_core.errors import ConfigError
 from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK
@@ -128,10 +128,12 @@ def test_a_stream_compiles_once_per_shape():
     shape = StreamShape(hidden_sizes=(16, 8), batch_rows=48, memory_size=2000)
     configs = [BOOK.replace(hidden_sizes=(16, 8), batch_size=48, memory_size=2000, max_episodes=2)] * 6
     train_stream(_list_source([WorkItem(c, s) for s, c in enumerate(configs)]), shape=shape, slots=4)
-    traces = graph.TRACES["run_ticks"]
+    traces, compiled = graph.TRACES["run_ticks"], set(tail.COMPILED)
     other = [BOOK.replace(hidden_sizes=(8,), batch_size=16, memory_size=500, max_episodes=3, gamma=0.9)] * 9
     train_stream(_list_source([WorkItem(c, 50 + s) for s, c in enumerate(other)]), shape=shape, slots=4)
-    assert graph.TRACES["run_ticks"] == traces
+    new_sizes = [slots for _, slots in tail.COMPILED - compiled]
+    assert graph.TRACES["run_ticks"] == traces + len(new_sizes)  # refills never compile; a new tail size may
+    assert all(slots < 4 for slots in new_sizes)
 
 
 def test_item_that_does_not_fit_is_one_line_naming_it():
