@@ -16,20 +16,21 @@ import functools
 import threading
 from collections.abc import Callable
 
-from tensorflow.python.client import pywrap_tf_session
-
 from dqn_core.quiet_tf import tf
+
+try:
+    from tensorflow.python.client import pywrap_tf_session
+except ImportError:  # a TensorFlow without this private module: trace with stacks, as plain tf.function does
+    pywrap_tf_session = None
 
 _tracing = threading.local()
 
 
-def _install_stack_skipping_hook() -> bool:
+def _install_stack_skipping_hook() -> None:
     """Wrap `TF_SetOpStackTrace` once per process; ops created outside our traced functions keep their stacks."""
     current = getattr(pywrap_tf_session, "TF_SetOpStackTrace", None)
-    if current is None:
-        return False
-    if getattr(current, "_dqn_sweep_hook", False):
-        return True
+    if current is None or getattr(current, "_dqn_sweep_hook", False):
+        return
 
     def set_op_stack_trace(c_op, stack) -> None:
         if not getattr(_tracing, "active", False):
@@ -37,7 +38,6 @@ def _install_stack_skipping_hook() -> bool:
 
     set_op_stack_trace._dqn_sweep_hook = True  # type: ignore[attr-defined]
     pywrap_tf_session.TF_SetOpStackTrace = set_op_stack_trace
-    return True
 
 
 def compiled(fn: Callable) -> Callable:
