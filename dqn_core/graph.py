@@ -255,6 +255,8 @@ TRACES = {"run_ticks": 0}
 
 def _run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[State, Events, tf.Tensor]:
     TRACES["run_ticks"] += 1  # Python side effect: runs only while tracing
+    replay_variables = state.memory
+    state = state._replace(memory=replay.read(replay_variables))
     n_agents = tf.shape(state.active)[0]
     events = Events(
         ended=tf.zeros([ticks, n_agents], tf.bool),
@@ -274,8 +276,16 @@ def _run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[
         return t + 1, state, events
 
     t, state, events = tf.while_loop(keep_going, body, (tf.constant(0), state, events))
-    return state, events, t
+    replay.write(replay_variables, state.memory)
+    return state._replace(memory=None), events, t
 
 
-run_ticks = xla.compiled(_run_ticks)
+compiled_ticks = xla.compiled(_run_ticks)
 """Compiled once per (population size, replay capacity, network shape, ticks, features) in a process."""
+
+
+def run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[State, Events, tf.Tensor]:
+    """Up to `ticks` steps of every active agent in one compiled call. `state.memory` holds `tf.Variable`s
+    (`replay.as_variables`): the call updates them in place and the returned state carries the same ones."""
+    after, events, t = compiled_ticks(state, h, ticks, features)
+    return after._replace(memory=state.memory), events, t

@@ -1,10 +1,11 @@
 """Experience replay as preallocated per-agent ring buffers inside the graph.
 
-Arrays are [K, capacity, ...] tensors carried through the compiled loop; each agent has its own write index, fill
-count and capacity (agents may differ in memory size; the arrays take the largest). Termination and truncation are
-stored separately, so an all-zero state is never mistaken for "no next state" as in the book.
-Sampling is uniform *with* replacement (the book samples without): drawing without replacement in-graph costs
-O(capacity) per step, and the two agree except while replay holds barely more than a batch.
+Arrays are [K, capacity, ...] tensors carried through the compiled loop and kept in variables between calls; each
+agent has its own write index, fill count and capacity (agents may differ in memory size; the arrays take the
+largest). Termination and truncation are stored separately, so an all-zero state is never mistaken for "no next
+state" as in the book. Sampling is uniform *with* replacement (the book samples without): drawing without
+replacement in-graph costs O(capacity) per step, and the two agree except while replay holds barely more than a
+batch.
 """
 
 from __future__ import annotations
@@ -28,11 +29,38 @@ class Replay(NamedTuple):
 
 
 def empty_replay(n_agents: int, capacity: int, obs_dim: int) -> Replay:
-    zeros = tf.zeros([n_agents, capacity], tf.float32)
-    none = tf.zeros([n_agents, capacity], tf.bool)
-    counters = tf.zeros([n_agents], tf.int32)
-    obs = tf.zeros([n_agents, capacity, obs_dim], tf.float32)
-    return Replay(obs, tf.zeros([n_agents, capacity], tf.int32), zeros, obs, none, none, counters, counters)
+    """Every field its own array: variables made from shared ones would share a buffer, which a compiled call
+    cannot update in place (it copies instead, once)."""
+
+    def zeros(*shape: int, dtype: tf.DType = tf.float32) -> tf.Tensor:
+        return tf.zeros([n_agents, *shape], dtype)
+
+    return Replay(
+        obs=zeros(capacity, obs_dim),
+        action=zeros(capacity, dtype=tf.int32),
+        reward=zeros(capacity),
+        next_obs=zeros(capacity, obs_dim),
+        terminated=zeros(capacity, dtype=tf.bool),
+        truncated=zeros(capacity, dtype=tf.bool),
+        index=zeros(dtype=tf.int32),
+        count=zeros(dtype=tf.int32),
+    )
+
+
+def as_variables(memory: Replay) -> Replay:
+    """The same arrays as `tf.Variable`s, which a compiled call updates in place (`read` at its start, `write` at
+    its end). Passed in and out as tensors, the buffers were held twice during every call (XLA writes its result
+    to a new buffer while the argument is alive): ~200 MB more for 64 agents with 50,000 transitions of Acrobot."""
+    return Replay(*(tf.Variable(array, trainable=False) for array in memory))
+
+
+def read(variables: Replay) -> Replay:
+    return Replay(*(variable.read_value() for variable in variables))
+
+
+def write(variables: Replay, memory: Replay) -> None:
+    for variable, array in zip(variables, memory, strict=True):
+        variable.assign(array)
 
 
 def add(replay: Replay, transition: Batch, store: tf.Tensor, capacity: tf.Tensor) -> Replay:

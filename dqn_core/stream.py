@@ -281,11 +281,13 @@ class _Stream:
 
         active = s.active.numpy()
         active[rows] = True
+        s.memory.index.assign(zeroed(s.memory.index))  # an emptied replay is a zero fill count
+        s.memory.count.assign(zeroed(s.memory.count))
         self.state = graph.State(
             params=fresh_weights(s.params),
             target=fresh_weights(s.target),
             adam=AdamState([zeroed(m) for m in s.adam.m], [zeroed(v) for v in s.adam.v], zeroed(s.adam.t)),
-            memory=s.memory._replace(index=zeroed(s.memory.index), count=zeroed(s.memory.count)),
+            memory=s.memory,
             physics=zeroed(s.physics),
             episode_step=zeroed(s.episode_step),
             episode_return=zeroed(s.episode_return),
@@ -369,8 +371,10 @@ class _Stream:
             return
         order = np.array(keep + [keep[0]] * (size - len(keep)))
         index = tf.constant(order, tf.int32)
-        self.state = tf.nest.map_structure(lambda x: tf.gather(x, index), self.state)
-        self.state = self.state._replace(active=tf.constant(np.arange(size) < len(keep)))
+        gathered = tf.nest.map_structure(lambda x: tf.gather(x, index), self.state)
+        self.state = gathered._replace(
+            memory=replay.as_variables(gathered.memory), active=tf.constant(np.arange(size) < len(keep))
+        )
         self.hyper_np = {name: column[order] for name, column in self.hyper_np.items()}
         self.hyper = self._hyper_tensors()
         self.records = [self.records[slot] for slot in keep] + [None] * (size - len(keep))
@@ -396,7 +400,7 @@ class _Stream:
             params=params,
             target=list(params),
             adam=AdamState([tf.zeros_like(p) for p in params], [tf.zeros_like(p) for p in params], zeros_i),
-            memory=replay.empty_replay(size, self.shape.memory_size, self.sizes[0]),
+            memory=replay.as_variables(replay.empty_replay(size, self.shape.memory_size, self.sizes[0])),
             physics=tf.zeros([size, self._physics_dim()], tf.float64),
             episode_step=zeros_i,
             episode_return=zeros_f,

@@ -8,6 +8,11 @@ a process compiles. The stacks only serve error messages that point into our own
 trainer's traced functions skip them. TensorFlow has no public switch for this: `compiled` swaps the one binding
 that attaches a stack to a new op (`TF_SetOpStackTrace`) for a thread-aware no-op while our functions trace, and
 leaves TensorFlow untouched where that binding does not exist.
+
+A traced graph also keeps the handle of every `tf.Variable` passed to it while tracing (`FuncGraph` remembers
+them to tell arguments from captures, and only needs that while it traces). The trainer passes its replay buffers
+as variables, so each program would hold its first run's buffers for the process: ~180 MB for 64 Acrobot agents
+with 50,000 transitions each. `compiled` forgets those handles once tracing ends.
 """
 
 from __future__ import annotations
@@ -40,12 +45,22 @@ def _install_stack_skipping_hook() -> None:
     pywrap_tf_session.TF_SetOpStackTrace = set_op_stack_trace
 
 
+def _forget_variable_arguments_after_tracing() -> None:
+    """Drop the traced graph's references to the variables it was traced with, once it is built."""
+    graph = tf.compat.v1.get_default_graph()
+    handles = getattr(graph, "_resource_tensor_inputs", None)
+    if handles is not None and hasattr(graph, "_add_scope_exit_callback"):
+        graph._add_scope_exit_callback(handles.clear)
+
+
 def compiled(fn: Callable) -> Callable:
-    """`tf.function(fn, jit_compile=True)` whose tracing attaches no Python stack to the ops it creates."""
+    """`tf.function(fn, jit_compile=True)` whose tracing attaches no Python stack to the ops it creates and whose
+    graph does not keep the variables it was traced with alive."""
 
     @functools.wraps(fn)
     def traced(*args, **kwargs):
         _install_stack_skipping_hook()  # here, not at import: runs only while tracing
+        _forget_variable_arguments_after_tracing()
         outer = getattr(_tracing, "active", False)
         _tracing.active = True
         try:

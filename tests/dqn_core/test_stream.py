@@ -194,15 +194,30 @@ def test_linear_epsilon_schedule_follows_its_formula():
 
 
 def _one_tick_at_a_time(config, ticks):
-    """Drive one agent through the compiled graph a tick per call, returning its state before every tick."""
+    """Drive one agent through the compiled graph a tick per call, returning its state before every tick (the
+    replay as a snapshot: its variables are updated in place)."""
     stream = _Stream(StreamShape.covering([config]), 1, 1)
     stream._place([(0, WorkItem(config, 5))])
     states = []
     for _ in range(ticks):
-        states.append(stream.state)
+        states.append(stream.state._replace(memory=replay.read(stream.state.memory)))
         stream.state, _, _ = graph.run_ticks(stream.state, stream.hyper, 1, stream.features)
-    states.append(stream.state)
+    states.append(stream.state._replace(memory=replay.read(stream.state.memory)))
     return states
+
+
+def test_a_call_writes_the_replay_into_the_variables_it_was_given():
+    """The buffers live in variables the compiled call updates in place (not a new copy per call)."""
+    config = BOOK.replace(warmup=0)
+    states = _one_tick_at_a_time(config, 3)
+    assert [s.memory.count.numpy()[0] for s in states] == [0, 1, 2, 3]
+    stream = _Stream(StreamShape.covering([config]), 1, 1)
+    stream._place([(0, WorkItem(config, 5))])
+    before = stream.state.memory
+    stream.state, _, _ = graph.run_ticks(stream.state, stream.hyper, 3, stream.features)
+    assert all(after is variable for after, variable in zip(stream.state.memory, before, strict=True))
+    np.testing.assert_array_equal(before.obs.numpy()[0, :3], states[3].memory.obs.numpy()[0, :3])
+    assert before.count.numpy()[0] == 3
 
 
 def test_target_refresh_every_n_steps():
