@@ -1,0 +1,42 @@
+"""TensorFlow as dqn_core imports it: large tensors go back to the operating system when freed (the system
+allocator), instead of staying in oneDNN's pool for the life of the process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+ALLOCATE_AND_FREE = """
+from dqn_core.quiet_tf import tf
+
+def rss_mib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS:"))
+
+before = rss_mib()
+big = tf.zeros([50_000_000]) + 1.0  # 200 MB, written
+held = rss_mib()
+del big
+print(held - before, held - rss_mib())
+"""
+
+
+def _grown_and_returned(env: dict[str, str]) -> tuple[int, int]:
+    out = subprocess.run([sys.executable, "-c", ALLOCATE_AND_FREE], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    grown, returned = out.stdout.split()
+    return int(grown), int(returned)
+
+
+def test_a_freed_large_tensor_returns_its_memory():
+    env = {k: v for k, v in os.environ.items() if k != "TF_ONEDNN_USE_SYSTEM_ALLOCATOR"}
+    grown, returned = _grown_and_returned(env)
+    assert grown >= 150
+    assert returned >= 150
+
+
+def test_an_allocator_chosen_by_the_environment_is_left_alone():
+    grown, returned = _grown_and_returned({**os.environ, "TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "0"})
+    assert grown >= 150
+    assert returned < 50  # oneDNN's pool keeps it: the setting is the user's
