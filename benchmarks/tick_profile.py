@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import time
 
-from dqn_core import TrainConfig, graph, update, xla
+from dqn_core import TrainConfig, graph, update
 from dqn_core.quiet_tf import tf
 from dqn_core.stream import StreamShape, Supply, WorkItem, _Stream, train_stream
 from sweeps.cli import DEFAULT_SWEEP
@@ -57,7 +57,7 @@ def first_call_s(slots: int, shape: StreamShape) -> float:
     config = TrainConfig(max_episodes=1_000_000, successes_to_solve=1_000_000)
     stream = _Stream(shape, slots, TICKS)
     stream._place([(i, WorkItem(config, i)) for i in range(slots)])
-    compiled = xla.compiled(graph._run_ticks)
+    compiled = graph.compiled_in_place(graph._run_ticks)
     started = time.perf_counter()
     _, events, _ = compiled(stream.state, stream.hyper, TICKS, stream.features)
     events.ended.numpy()
@@ -70,15 +70,13 @@ def ms_per_tick(slots: int, rows: int, part: str | None) -> float:
     shape = StreamShape(batch_rows=rows, memory_size=config.memory_size)
     stream = _Stream(shape, slots, TICKS)
     stream._place([(i, WorkItem(config, i)) for i in range(slots)])
-    compiled = xla.compiled(graph._run_ticks)
+    compiled = graph.compiled_in_place(graph._run_ticks)
     with _without(part):
-        after, events, _ = compiled(stream.state, stream.hyper, TICKS, stream.features)
-    state = after._replace(memory=stream.state.memory)
+        state, events, _ = compiled(stream.state, stream.hyper, TICKS, stream.features)
     events.ended.numpy()
     started = time.perf_counter()
     for _ in range(CALLS):
-        after, events, _ = compiled(state, stream.hyper, TICKS, stream.features)
-        state = after._replace(memory=state.memory)  # the replay variables, updated in place
+        state, events, _ = compiled(state, stream.hyper, TICKS, stream.features)
     events.ended.numpy()
     return (time.perf_counter() - started) / (TICKS * CALLS) * 1e3
 

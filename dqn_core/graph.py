@@ -10,6 +10,7 @@ whether any agent uses Double DQN) are compiled in.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -253,10 +254,32 @@ TRACES = {"run_ticks": 0}
 """How often `run_ticks` was traced (compiled) in this process: tests check that a stream compiles once."""
 
 
+def compiled_in_place(step: Callable) -> Callable:
+    """`xla.compiled(step)` for a `step(state, ...) -> (state, ...)` whose `state.memory` holds the replay as
+    `tf.Variable`s (`replay.as_variables`). The compiled call reads them at its start and writes them at its end, so
+    XLA updates the buffers in place (passed in and returned as tensors, they existed twice while a call ran); the
+    state it returns carries the same variables. `.compiled` is the `tf.function` itself."""
+
+    @functools.wraps(step)
+    def in_place(state: State, *args, **kwargs):
+        variables = state.memory
+        after, *rest = step(state._replace(memory=replay.read(variables)), *args, **kwargs)
+        replay.write(variables, after.memory)
+        return (after._replace(memory=None), *rest)  # a tf.function returns the variables' values, not them
+
+    compiled = xla.compiled(in_place)
+
+    @functools.wraps(step)
+    def call(state: State, *args, **kwargs):
+        after, *rest = compiled(state, *args, **kwargs)
+        return (after._replace(memory=state.memory), *rest)
+
+    call.compiled = compiled  # type: ignore[attr-defined]
+    return call
+
+
 def _run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[State, Events, tf.Tensor]:
     TRACES["run_ticks"] += 1  # Python side effect: runs only while tracing
-    replay_variables = state.memory
-    state = state._replace(memory=replay.read(replay_variables))
     n_agents = tf.shape(state.active)[0]
     events = Events(
         ended=tf.zeros([ticks, n_agents], tf.bool),
@@ -276,16 +299,9 @@ def _run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[
         return t + 1, state, events
 
     t, state, events = tf.while_loop(keep_going, body, (tf.constant(0), state, events))
-    replay.write(replay_variables, state.memory)
-    return state._replace(memory=None), events, t
+    return state, events, t
 
 
-compiled_ticks = xla.compiled(_run_ticks)
-"""Compiled once per (population size, replay capacity, network shape, ticks, features) in a process."""
-
-
-def run_ticks(state: State, h: Hyper, ticks: int, features: Features) -> tuple[State, Events, tf.Tensor]:
-    """Up to `ticks` steps of every active agent in one compiled call. `state.memory` holds `tf.Variable`s
-    (`replay.as_variables`): the call updates them in place and the returned state carries the same ones."""
-    after, events, t = compiled_ticks(state, h, ticks, features)
-    return after._replace(memory=state.memory), events, t
+run_ticks = compiled_in_place(_run_ticks)
+"""Up to `ticks` steps of every active agent in one compiled call, compiled once per (population size, replay
+capacity, network shape, ticks, features) in a process."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dqn_core import graph, replay, rng, xla
+from dqn_core import graph, rng, xla
 from dqn_core.envs import HOST_SIMULATOR, EnvSpec, make_env
 from dqn_core.quiet_tf import tf
 
@@ -51,18 +51,14 @@ def _learn(
     features: graph.Features,
 ):
     graph.TRACES["host_learn"] = graph.TRACES.get("host_learn", 0) + 1
-    replay_variables = started.memory  # updated in place (see `replay.as_variables`)
-    started = started._replace(memory=replay.read(replay_variables))
     next_obs32 = tf.cast(next_obs, tf.float32)
-    learned, row = graph.learn(
+    return graph.learn(
         started, h, features, epsilon, obs, action, next_obs, next_obs32, reward, terminated, env_truncated=truncated
     )
-    replay.write(replay_variables, learned.memory)
-    return learned._replace(memory=None), row
 
 
 host_act = xla.compiled(_act)
-host_learn = xla.compiled(_learn)
+host_learn = graph.compiled_in_place(_learn)
 
 
 def _port_reset(key: tf.Tensor, episodes_done: tf.Tensor, simulator: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -157,7 +153,7 @@ class HostEnvs:
             next_obs = np.asarray(next_obs, np.float64)
             self.obs = next_obs.copy()
             self.pending = np.asarray(terminated | truncated, bool)
-            learned, row = host_learn(
+            state, row = host_learn(
                 started,
                 h,
                 epsilon,
@@ -169,7 +165,6 @@ class HostEnvs:
                 tf.constant(np.asarray(truncated, bool)),  # an env's own cut; its TimeLimit never fires here
                 features,
             )
-            state = learned._replace(memory=started.memory)
             for name, value in zip(graph.Events._fields, row, strict=True):
                 rows[name].append(value.numpy())
         else:

@@ -4,6 +4,7 @@ not keep the variables they were traced with alive, and compute exactly what a p
 from __future__ import annotations
 
 import gc
+import inspect
 import weakref
 
 import numpy as np
@@ -42,9 +43,10 @@ def test_compiled_ops_carry_no_stack_while_other_graphs_keep_theirs():
 
 def test_the_trainer_functions_are_traced_without_op_stacks():
     stream = _Stream(StreamShape(), 1, 1)
-    ticks = graph.compiled_ticks.get_concrete_function(stream.state, stream.hyper, 2, stream.features)
+    ticks = graph.run_ticks.compiled.get_concrete_function(stream.state, stream.hyper, 2, stream.features)
     assert _op(ticks, "StatelessWhile").traceback is None  # the tick loop, its body built inside it
-    wrapped = [f.python_function.__wrapped__ for f in (host.host_act, host.host_learn, host.port_reset)]
+    functions = (host.host_act, host.host_learn.compiled, host.port_reset)
+    wrapped = [inspect.unwrap(f.python_function) for f in functions]
     assert wrapped == [host._act, host._learn, host._port_reset]  # built by xla.compiled, like run_ticks
 
 
