@@ -79,15 +79,38 @@ def unpad_params(padded: Sequence[np.ndarray], real_sizes: Sequence[int]) -> lis
     return params
 
 
-def q_values(params: Params, obs: tf.Tensor) -> tf.Tensor:
-    """obs [K, B, in] -> Q [K, B, n_actions]; ReLU on every hidden layer, linear output (the book's MLP)."""
+def q_values(params: Params, obs: tf.Tensor, one: tf.Tensor | None = None) -> tf.Tensor:
+    """obs [K, B, in] -> Q [K, B, n_actions]; ReLU on every hidden layer, linear output (the book's MLP).
+
+    `one` [K] (ones XLA cannot fold, see `stored`) keeps each hidden activation in memory for the backward pass;
+    without it XLA recomputes every hidden layer inside the gradient of the ReLU. Only worth it under a gradient.
+    """
     x = obs
     n_layers = len(params) // 2
     for i in range(n_layers):
         x = dense(x, params[2 * i], params[2 * i + 1])
         if i < n_layers - 1:
-            x = tf.nn.relu(x)
+            x = tf.nn.relu(x) if one is None else _relu_stored(x, one)
     return x
+
+
+def stored(x: tf.Tensor, one: tf.Tensor) -> tf.Tensor:
+    """x / one for a [K] `one` that holds ones the compiler cannot prove are ones: the same bits as x, computed once.
+
+    XLA fuses a cheap elementwise producer into every consumer, recomputing it in each; a floating-point divide is
+    an op it will not duplicate, so x is computed once and stored for all its readers."""
+    return x / tf.reshape(one, [-1] + [1] * (len(x.shape) - 1))
+
+
+@tf.custom_gradient
+def _relu_stored(z: tf.Tensor, one: tf.Tensor):
+    """ReLU whose gradient masks with the stored activation (as TensorFlow's own ReLU gradient does, `a > 0`)."""
+    a = stored(tf.nn.relu(z), one)
+
+    def grad(da: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return tf.where(a > 0, da, tf.zeros_like(da)), tf.zeros_like(one)
+
+    return a, grad
 
 
 ROW_CHUNK = 32
