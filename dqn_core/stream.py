@@ -219,10 +219,19 @@ class _Stream:
                 self._deliver(finished, on_done)
             if not self.source_done:
                 self._fill(source)
-            elif self._live_count() <= len(self.records) // TAIL_SHRINK and len(self.records) > MIN_SLOTS:
-                target = physical_slots(len(self.records) // TAIL_SHRINK)
-                if self.tail.shrink_now(len(self.records), target):
-                    self._compact(target)
+            elif len(self.records) > MIN_SLOTS:
+                self._shrink_tail()
+
+    def _shrink_tail(self) -> None:
+        """Once no more work comes: into the smallest compiled population that holds the survivors, or into half the
+        slots when at most half train and the rent-or-buy rule says so (`dqn_core.tail`)."""
+        slots, live = len(self.records), self._live_count()
+        size = self.tail.compiled_size_for(slots, physical_slots(live))
+        if size is None and live <= slots // TAIL_SHRINK:
+            half = physical_slots(slots // TAIL_SHRINK)
+            size = half if self.tail.shrink_now(slots, half) else None
+        if size is not None:
+            self._compact(size)
 
     def _live_count(self) -> int:
         return sum(r is not None for r in self.records)

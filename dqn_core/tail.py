@@ -9,7 +9,8 @@ Whether that pays off depends on how long the tail lasts, which nobody knows in 
 bounds the loss: keep the current size (rent) until the time its idle slots have cost reaches the compilation's
 measured time, then compile (buy); by its own estimates that costs at most twice the better choice in hindsight.
 A short tail (agents that end together) compiles nothing, and a size already compiled in the process is moved
-into at once.
+into at once: the smallest one that holds the live agents, which may skip several halvings (e.g. from 32 slots to
+the 2 that a lone run compiled, for the slowest agent of a population).
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ class TailRental:
         elif self._fresh_call_s is not None:
             COMPILE_SECONDS[self.program] = max(0.0, self._fresh_call_s - seconds)
             self._fresh_call_s = None
+
+    def compiled_size_for(self, slots: int, needed: int) -> int | None:
+        """The smallest size below `slots` this process has compiled that holds `needed` slots, if any: moving there
+        costs nothing. A move starts a new ledger."""
+        sizes = [size for program, size in COMPILED if program == self.program and needed <= size < slots]
+        if not sizes:
+            return None
+        self.idle_cost_s = 0.0
+        return min(sizes)
 
     def shrink_now(self, slots: int, target: int) -> bool:
         """Asked after each call while the tail could move from `slots` into `target` slots."""

@@ -16,6 +16,19 @@ def test_a_size_already_compiled_is_moved_into_at_once():
     assert ledger.shrink_now(64, 32)
 
 
+def test_the_tail_moves_at_once_into_the_smallest_compiled_size_that_holds_it():
+    ledger = tail.TailRental(program=object())
+    for slots in (64, 32, 2):  # this process compiled these sizes for the program
+        ledger.ran(slots, 1.0)
+    ledger.ran(64, 1.0)
+    ledger.idle_cost_s = 0.7
+    assert ledger.compiled_size_for(64, 4) == 32  # 2 slots cannot hold 4
+    assert ledger.idle_cost_s == 0.0
+    assert ledger.compiled_size_for(64, 2) == 2  # skips 16, 8 and 4 (never compiled)
+    assert ledger.compiled_size_for(32, 64) is None
+    assert tail.TailRental(program=object()).compiled_size_for(64, 2) is None  # another program's sizes
+
+
 def test_a_new_size_waits_until_idle_slots_cost_its_measured_compilation():
     ledger = tail.TailRental(program=object())
     ledger.ran(64, 10.0)  # compiles, then runs one call
@@ -69,3 +82,30 @@ class _Unaffordable(dict):
 
     def setdefault(self, key, default=None):
         return float("inf")
+
+
+def test_a_tail_skips_to_a_size_a_lone_run_compiled_and_still_equals_lone_runs(monkeypatch):
+    """Seven short agents and one long one in eight slots: once the seven end, the survivor moves straight into the
+    two slots its lone run compiled (not through four), and every agent equals its lone run."""
+    configs = [TrainConfig(max_episodes=2, hidden_sizes=(10, 10))] * 7 + [
+        TrainConfig(max_episodes=12, hidden_sizes=(10, 10))
+    ]
+    alone = {40 + i: train(config, seed=40 + i) for i, config in enumerate(configs)}  # compiles the 2-slot size
+    moves = []
+    compact = _Stream._compact
+    monkeypatch.setattr(_Stream, "_compact", lambda self, size: (moves.append(size), compact(self, size)))
+    monkeypatch.setattr(tail, "COMPILE_SECONDS", _Unaffordable())  # no new size may be bought
+    results = {}
+    pending = iter([WorkItem(c, 40 + i) for i, c in enumerate(configs)])
+    train_stream(
+        lambda: next(pending, Supply.DONE),
+        shape=StreamShape.covering(configs),
+        slots=8,
+        on_done=lambda item, result: results.__setitem__(item.seed, result),
+    )
+    assert moves == [2]
+    for seed, lone in alone.items():
+        np.testing.assert_array_equal(results[seed].steps, lone.steps)
+        np.testing.assert_array_equal(results[seed].losses, lone.losses)
+        for ours, theirs in zip(results[seed].weights, lone.weights, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
