@@ -180,7 +180,8 @@ def learn(
     reward = tf.where(h.env_reward, env_reward, tf.where(success, 1.0, 0.0))  # book: +1 for a success, else 0
 
     transition = Batch(obs, action, reward, next_obs, terminated, truncated)
-    memory = replay.add(started.memory, transition, live & (episode_step > h.warmup), h.memory_size)
+    with tf.name_scope("replay_add"):
+        memory = replay.add(started.memory, transition, live & (episode_step > h.warmup), h.memory_size)
 
     can_train = live & (memory.count >= h.batch_size)
     update_hyper = UpdateHyper(
@@ -195,8 +196,10 @@ def learn(
         else:
             stream = tf.where(u == 0, rng.STREAM_SAMPLE, rng.STREAM_EXTRA_SAMPLES + u)
             apply = can_train & (u < h.updates_per_step)
-        batch = replay.sample(memory, h.key, total_step, f.batch_rows, stream)
-        params, adam, loss = dqn_update(params, target, adam, batch, update_hyper, apply, double=f.double)
+        with tf.name_scope("replay_sample"):
+            batch = replay.sample(memory, h.key, total_step, f.batch_rows, stream)
+        with tf.name_scope("update"):
+            params, adam, loss = dqn_update(params, target, adam, batch, update_hyper, apply, double=f.double)
         return params, adam, loss_sum + tf.where(apply, loss, 0.0), loss_count + tf.cast(apply, tf.int32)
 
     loss_sum, loss_count = started.loss_sum, started.loss_count
@@ -241,12 +244,17 @@ def learn(
 
 def tick(state: State, h: Hyper, f: Features) -> tuple[State, Events]:
     """One environment step and `updates_per_step` gradient steps for every active agent: `act`, the in-graph
-    port's step, `learn`."""
+    port's step, `learn`. Name scopes (act, env, replay_add, replay_sample, update) label the compiled program's ops
+    for `benchmarks/tick_profile.py`."""
     env = SIMULATORS[f.simulator]
-    noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, env.STATE_DIM), tf.float64)
-    started, epsilon, obs, action = act(state, h, f, env.reset_state(noise), env.observe)
-    next_physics, env_reward, terminated = env.step(started.physics, action)
-    next_obs = tf.cast(env.observe(next_physics), tf.float32)
+    with tf.name_scope("env"):
+        noise = tf.cast(rng.uniform(h.key, state.episodes_done, rng.STREAM_RESET, env.STATE_DIM), tf.float64)
+        reset_physics = env.reset_state(noise)
+    with tf.name_scope("act"):
+        started, epsilon, obs, action = act(state, h, f, reset_physics, env.observe)
+    with tf.name_scope("env"):
+        next_physics, env_reward, terminated = env.step(started.physics, action)
+        next_obs = tf.cast(env.observe(next_physics), tf.float32)
     return learn(started, h, f, epsilon, obs, action, next_physics, next_obs, env_reward, terminated)
 
 
