@@ -121,6 +121,40 @@ def ours_steps_per_s(members: list[tuple[TrainConfig, int]], *, in_graph: bool =
     return steps / seconds, first, steps
 
 
+class PopulationSizes:
+    """While active, times every compiled call of the in-graph trainer by the population size it ran at, with the
+    share of its slots that still trained: where a population that empties as its agents solve spends its time."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int, float]] = []  # (slots, live slots, ticks run, seconds)
+
+    def __enter__(self) -> PopulationSizes:
+        self._compiled = graph.run_ticks
+
+        def timed(state, *args):
+            started = time.perf_counter()
+            out = self._compiled(state, *args)
+            ticks = int(out[2].numpy())
+            live = int(np.sum(state.active.numpy()))
+            self.calls.append((len(state.active), live, ticks, time.perf_counter() - started))
+            return out
+
+        graph.run_ticks = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        graph.run_ticks = self._compiled
+
+    def summary(self) -> str:
+        parts = []
+        for size in sorted({slots for slots, *_ in self.calls}, reverse=True):
+            rows = [c for c in self.calls if c[0] == size]
+            seconds = sum(c[3] for c in rows)
+            live = sum(c[1] * c[2] for c in rows) / max(1, sum(c[0] * c[2] for c in rows))
+            parts.append(f"{size} slots {seconds:.1f} s at {100 * live:.0f}% live")
+        return ", ".join(parts)
+
+
 def sample_configs(sweep: SweepFile, count: int, seed: int = 0) -> list[TrainConfig]:
     """`count` configs drawn uniformly (log-uniformly where the space says log) from a sweep's search space."""
     rng = np.random.default_rng(seed)
@@ -218,6 +252,14 @@ def main() -> None:
             f"ours uniform K={k} (book config, seeds 0..{k - 1}, {steps} agent-steps): {rate:,.0f} agent-steps/s = "
             f"{rate / book_rate:,.0f}x the book loop, {rate / k1_rate:.1f}x K=1 "
             f"(first run incl. compilation {first:.1f} s)   {memory_note()}",
+            flush=True,
+        )
+        with PopulationSizes() as sizes:
+            results = train_population([(book, seed) for seed in range(k)])
+        longest = sorted(r.total_env_steps for r in results)
+        print(
+            f"  where a warm K={k} run spends its time (run once more, timed per call): {sizes.summary()}; the "
+            f"slowest agent trains {longest[-1]:,} steps, the median {longest[len(longest) // 2]:,}",
             flush=True,
         )
 
