@@ -46,18 +46,17 @@ def part_of(op_name: str) -> str:
     return BOOKKEEPING
 
 
-def _book_stream(slots: int, rows: int) -> _Stream:
-    config = TrainConfig(max_episodes=1_000_000, successes_to_solve=1_000_000, batch_size=min(rows, 32))
-    stream = _Stream(StreamShape(batch_rows=rows, memory_size=config.memory_size), slots, TICKS)
+def _full_stream(slots: int, shape: StreamShape) -> _Stream:
+    """Every slot holds a never-finishing book agent (its batch the shape's rows, at most the book's 32)."""
+    config = TrainConfig(max_episodes=1_000_000, successes_to_solve=1_000_000, batch_size=min(shape.batch_rows, 32))
+    stream = _Stream(shape, slots, TICKS)
     stream._place([(i, WorkItem(config, i)) for i in range(slots)])
     return stream
 
 
 def first_call_s(slots: int, shape: StreamShape) -> float:
     """Seconds for the first compiled call of a stream graph: XLA compilation plus one chunk of ticks."""
-    config = TrainConfig(max_episodes=1_000_000, successes_to_solve=1_000_000)
-    stream = _Stream(shape, slots, TICKS)
-    stream._place([(i, WorkItem(config, i)) for i in range(slots)])
+    stream = _full_stream(slots, shape)
     compiled = graph.compiled_in_place(graph._run_ticks)
     started = time.perf_counter()
     _, events, _ = compiled(stream.state, stream.hyper, TICKS, stream.features)
@@ -67,7 +66,7 @@ def first_call_s(slots: int, shape: StreamShape) -> float:
 
 def ms_per_tick(slots: int, rows: int) -> float:
     """Milliseconds per tick of a full population of never-finishing book agents (warm, untraced)."""
-    stream = _book_stream(slots, rows)
+    stream = _full_stream(slots, StreamShape(batch_rows=rows))
     compiled = graph.compiled_in_place(graph._run_ticks)
     state, events, _ = compiled(stream.state, stream.hyper, TICKS, stream.features)
     events.ended.numpy()
@@ -85,7 +84,7 @@ def kernel_ms_per_tick(slots: int, rows: int) -> dict[str, float] | None:
         from tensorflow.tsl.profiler.protobuf import xplane_pb2
     except ImportError:
         return None
-    stream = _book_stream(slots, rows)
+    stream = _full_stream(slots, StreamShape(batch_rows=rows))
     compiled = xla.compiled(graph._run_ticks)  # the replay passed as tensors: the same kernels, simpler to call
     state = stream.state._replace(memory=replay.read(stream.state.memory))
     args = (stream.hyper, TICKS, stream.features)

@@ -112,7 +112,7 @@ def dqn_update(
     targets = tf.stop_gradient(td_targets(target_params, batch, hyper, online))
     # Ones XLA cannot fold (updates so far are >= 0), so what several ops read is computed once (`network.stored`):
     # XLA had summed each weight gradient twice (once per Adam moment) and each hidden layer twice (again in its
-    # ReLU's gradient). Same bits; ~15% fewer arithmetic ops per tick.
+    # ReLU's gradient). Same bits; 28% fewer arithmetic ops per K=128 tick.
     one = tf.cast(tf.minimum(adam.t, 0) + 1, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(params)
