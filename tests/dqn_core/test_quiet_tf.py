@@ -40,3 +40,35 @@ def test_an_allocator_chosen_by_the_environment_is_left_alone():
     grown, returned = _grown_and_returned({**os.environ, "TF_ONEDNN_USE_SYSTEM_ALLOCATOR": "0"})
     assert grown >= 150
     assert returned < 50  # oneDNN's pool keeps it: the setting is the user's
+
+
+IMPORT_AND_USE_KERAS = """
+import os, sys
+from dqn_core.quiet_tf import tf
+
+loaded = sorted(m for m in ("keras", "sklearn", "pandas", "matplotlib") if m in sys.modules)
+left_set = os.environ.get("TF_USE_LEGACY_KERAS")
+layer = tf.keras.layers.Dense(3)  # Keras 3, loaded on first use
+print(",".join(loaded) or "-", left_set, type(layer).__module__.split(".")[0])
+"""
+
+
+def _import_and_use_keras(env: dict[str, str]) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", IMPORT_AND_USE_KERAS], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()
+
+
+def test_the_trainer_does_not_load_keras_and_its_dependencies_yet_tf_keras_still_works():
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    loaded, left_set, layer_package = _import_and_use_keras(env)
+    assert loaded == "-"  # not Keras, nor scikit-learn, pandas, matplotlib through it
+    assert left_set == "None"  # the variable was only set for the import
+    assert layer_package == "keras"
+
+
+def test_a_keras_choice_made_by_the_environment_is_left_alone():
+    loaded, left_set, layer_package = _import_and_use_keras({**os.environ, "TF_USE_LEGACY_KERAS": "0"})
+    assert "keras" in loaded.split(",")  # TensorFlow's own eager import of Keras happened
+    assert left_set == "0"
+    assert layer_package == "keras"
