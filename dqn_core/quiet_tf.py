@@ -18,6 +18,12 @@ every process that trains, for code the trainer never calls. TensorFlow skips th
 `TF_USE_LEGACY_KERAS` names a `tf_keras` package that is not installed, so the variable is set for the import only
 (and only when the caller has not set it and `tf_keras` is absent) and removed again: `tf.keras` and `import keras`
 still work, loading Keras on first use.
+
+XLA is asked to prefer 512-bit vectors (`--xla_cpu_prefer_vector_width=512` in `XLA_FLAGS`, unless the environment
+already chooses a width). XLA's default, 256, avoids the clock slow-down of AVX-512 on older Intel CPUs; on the
+AMD EPYC machines this project is measured on, the wider vectors made a warm tick of 128 book agents ~8% faster
+(K=64 ~4%, K=32 ~5%) and left every result bit for bit the same. On a CPU without AVX-512 the preference does
+nothing. `XLA_FLAGS=--xla_cpu_prefer_vector_width=256` restores XLA's default.
 """
 
 from __future__ import annotations
@@ -40,8 +46,15 @@ def _without_eager_keras():
         del os.environ["TF_USE_LEGACY_KERAS"]
 
 
+def _prefer_wide_vectors() -> None:
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_prefer_vector_width" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_prefer_vector_width=512".strip()
+
+
 def _import_quietly():
     os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
+    _prefer_wide_vectors()
     if "tensorflow" in sys.modules or os.environ.get("DQN_SWEEP_TF_VERBOSE"):
         with _without_eager_keras():
             import tensorflow

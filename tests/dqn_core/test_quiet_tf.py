@@ -72,3 +72,33 @@ def test_a_keras_choice_made_by_the_environment_is_left_alone():
     assert "keras" in loaded.split(",")  # TensorFlow's own eager import of Keras happened
     assert left_set == "0"
     assert layer_package == "keras"
+
+
+TRAIN_AND_DIGEST = """
+import hashlib, os
+import numpy as np
+from dqn_core import TrainConfig, train_population
+
+results = train_population([(TrainConfig(max_episodes=4), 0), (TrainConfig(max_episodes=4, double_dqn=True), 1)])
+digest = hashlib.sha256()
+for result in results:
+    for array in (result.steps, result.losses, result.epsilons, *result.weights):
+        digest.update(np.ascontiguousarray(array).tobytes())
+print(os.environ["XLA_FLAGS"].split()[-1], digest.hexdigest())
+"""
+
+
+def _width_and_digest(env: dict[str, str]) -> tuple[str, str]:
+    out = subprocess.run([sys.executable, "-c", TRAIN_AND_DIGEST], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    width, digest = out.stdout.split()
+    return width, digest
+
+
+def test_wide_vectors_are_preferred_unless_chosen_and_change_no_result():
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    wide = _width_and_digest(env)
+    xla_default = _width_and_digest({**env, "XLA_FLAGS": "--xla_cpu_prefer_vector_width=256"})
+    assert wide[0] == "--xla_cpu_prefer_vector_width=512"
+    assert xla_default[0] == "--xla_cpu_prefer_vector_width=256"  # the environment's choice is kept
+    assert wide[1] == xla_default[1]  # the same bits either way
