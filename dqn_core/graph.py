@@ -266,7 +266,8 @@ def compiled_in_place(step: Callable) -> Callable:
     """`xla.compiled(step)` for a `step(state, ...) -> (state, ...)` whose `state.memory` holds the replay as
     `tf.Variable`s (`replay.as_variables`). The compiled call reads them at its start and writes them at its end, so
     XLA updates the buffers in place (passed in and returned as tensors, they existed twice while a call ran); the
-    state it returns carries the same variables. `.compiled` is the `tf.function` itself."""
+    state it returns carries the same variables. `.compiled` is the `tf.function` itself; `.concrete(*args)` is the
+    same call bound to the program for these arguments' signature (see `host.HostEnvs.run`)."""
 
     @functools.wraps(step)
     def in_place(state: State, *args, **kwargs):
@@ -277,12 +278,17 @@ def compiled_in_place(step: Callable) -> Callable:
 
     compiled = xla.compiled(in_place)
 
-    @functools.wraps(step)
-    def call(state: State, *args, **kwargs):
-        after, *rest = compiled(state, *args, **kwargs)
-        return (after._replace(memory=state.memory), *rest)
+    def carrying_variables(program: Callable) -> Callable:
+        @functools.wraps(step)
+        def call(state: State, *args, **kwargs):
+            after, *rest = program(state, *args, **kwargs)
+            return (after._replace(memory=state.memory), *rest)
 
+        return call
+
+    call = carrying_variables(compiled)
     call.compiled = compiled  # type: ignore[attr-defined]
+    call.concrete = lambda *args: carrying_variables(compiled.get_concrete_function(*args))  # type: ignore[attr-defined]
     return call
 
 

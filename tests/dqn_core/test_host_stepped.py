@@ -7,8 +7,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from dqn_core import TrainConfig, tail, train, train_population
+from dqn_core import TrainConfig, rng, tail, train, train_population
 from dqn_core.envs import resolve_env
+from dqn_core.quiet_tf import tf
 from dqn_core.shape import StreamShape, WorkItem
 from dqn_core.stream import Supply, train_stream
 from dqn_core.trainer import STOP_HOOK, STOP_SOLVED
@@ -210,3 +211,13 @@ def test_envs_move_with_their_agents_when_the_tail_shrinks():
 def test_an_env_that_truncates_itself_ends_the_episode_there():
     r = train(BASE.replace(env_id="TestShortCorridor-v0", max_episodes=6), seed=2)
     assert r.episodes == 6 and (r.steps <= 5).all() and (r.steps == 5).any()
+
+
+def test_reset_seeds_are_the_reset_stream_hash_of_key_and_episode_computed_in_one_call():
+    keys = np.array([rng.agent_key(seed) for seed in (0, 1, 2, 3, 4)], np.uint32)
+    episodes = np.array([0, 1, 7, 100, 2**20], np.int32)
+    eager = rng.bits(tf.constant(keys), tf.constant(episodes), rng.STREAM_RESET, 1)[:, 0].numpy()
+    seeds = rng.reset_seeds(keys, episodes)
+    assert np.array_equal(seeds, eager)
+    assert len(set(seeds.tolist())) == 5
+    assert np.array_equal(rng.reset_seeds(keys[:2], episodes[:2]), eager[:2])  # another population size
