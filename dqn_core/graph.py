@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from dqn_core import acrobot, cartpole, mountaincar, replay, rng, xla
-from dqn_core.network import Params, q_values
+from dqn_core.network import Params, per_agent, q_values
 from dqn_core.quiet_tf import tf
 from dqn_core.update import AdamState, Batch, UpdateHyper, dqn_update
 
@@ -75,10 +75,6 @@ class Events(NamedTuple):
     consecutive: tf.Tensor
 
 
-def _bcast(mask: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
-    return tf.reshape(mask, [-1] + [1] * (len(like.shape) - 1))
-
-
 class Features(NamedTuple):
     """Static switches compiled into the graph: a population declares them up front (see `StreamShape`)."""
 
@@ -122,7 +118,7 @@ def act(
     by_steps = live & (h.target_refresh_steps > 0)
     by_steps &= tf.equal(state.total_step % tf.maximum(h.target_refresh_steps, 1), 0)
     refresh = by_episode | by_steps
-    target = [tf.where(_bcast(refresh, p), p, tp) for p, tp in zip(state.params, state.target, strict=True)]
+    target = [tf.where(per_agent(refresh, p), p, tp) for p, tp in zip(state.params, state.target, strict=True)]
     loss_sum = tf.where(starting, 0.0, state.loss_sum)
     loss_count = tf.where(starting, 0, state.loss_count)
 

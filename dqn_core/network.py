@@ -94,12 +94,17 @@ def q_values(params: Params, obs: tf.Tensor, one: tf.Tensor | None = None) -> tf
     return x
 
 
+def per_agent(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """A [K] tensor shaped to broadcast against `like` [K, ...]: one value per agent, along the agent axis."""
+    return tf.reshape(values, [-1] + [1] * (len(like.shape) - 1))
+
+
 def stored(x: tf.Tensor, one: tf.Tensor) -> tf.Tensor:
     """x / one for a [K] `one` that holds ones the compiler cannot prove are ones: the same bits as x, computed once.
 
     XLA fuses a cheap elementwise producer into every consumer, recomputing it in each; a floating-point divide is
     an op it will not duplicate, so x is computed once and stored for all its readers."""
-    return x / tf.reshape(one, [-1] + [1] * (len(x.shape) - 1))
+    return x / per_agent(one, x)
 
 
 @tf.custom_gradient

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from dqn_core import rng
+from dqn_core.network import per_agent
 from dqn_core.quiet_tf import tf
 from dqn_core.update import Batch
 
@@ -73,8 +74,7 @@ def add(replay: Replay, transition: Batch, store: tf.Tensor, capacity: tf.Tensor
 
     def put(buffer: tf.Tensor, value: tf.Tensor) -> tf.Tensor:
         old = tf.gather_nd(buffer, slots)
-        keep = tf.reshape(store, [-1] + [1] * (len(value.shape) - 1))
-        return tf.tensor_scatter_nd_update(buffer, slots, tf.where(keep, value, old))
+        return tf.tensor_scatter_nd_update(buffer, slots, tf.where(per_agent(store, value), value, old))
 
     stored = tf.cast(store, tf.int32)
     return Replay(
