@@ -67,12 +67,11 @@ def first_call_s(slots: int, shape: StreamShape) -> float:
 def ms_per_tick(slots: int, rows: int) -> float:
     """Milliseconds per tick of a full population of never-finishing book agents (warm, untraced)."""
     stream = _full_stream(slots, StreamShape(batch_rows=rows))
-    compiled = graph.compiled_in_place(graph._run_ticks)
-    state, events, _ = compiled(stream.state, stream.hyper, TICKS, stream.features)
+    state, events, _ = graph.run_ticks(stream.state, stream.hyper, TICKS, stream.features)
     events.ended.numpy()
     started = time.perf_counter()
     for _ in range(CALLS):
-        state, events, _ = compiled(state, stream.hyper, TICKS, stream.features)
+        state, events, _ = graph.run_ticks(state, stream.hyper, TICKS, stream.features)
     events.ended.numpy()
     return (time.perf_counter() - started) / (TICKS * CALLS) * 1e3
 
