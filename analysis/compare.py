@@ -1,8 +1,8 @@
 """Comparisons that stay honest about noise: medians, CIs only where there are seeds enough, paired tests.
 
 All functions take the DataFrames of `analysis.load` (or an Optuna study, for importances) and return DataFrames,
-so notebooks and the HTML report show the same numbers. The statistics themselves live in `sweeps.stats`, which the
-sweep's verdict uses too: a number in a report means what the same number means in the verdict line.
+so notebooks and the HTML report show the same numbers. The statistics themselves live in `sweeps.study.stats`,
+which the sweep's verdict uses too: a number in a report means what the same number means in the verdict line.
 
 Every trial takes the same seeds in the same order (0, 1, 2, ...), so two trials are compared seed by seed over the
 seeds both finished (a paired Wilcoxon signed-rank test), never by overlapping intervals: the same seed gives both
@@ -18,7 +18,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from sweeps.stats import MIN_SEEDS_FOR_CI, Paired, bootstrap_ci, paired_test
+from sweeps.study.stats import MIN_SEEDS_FOR_CI, Paired, bootstrap_ci, paired_test
 
 __all__ = [
     "ALPHA",

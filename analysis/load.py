@@ -19,9 +19,10 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
-from sweeps.inspect import load_existing_study
-from sweeps.preflight import probe_tracking_store
-from sweeps.record import (
+from sweeps.stores.locations import tracking_uri
+from sweeps.stores.preflight import probe_tracking_store
+from sweeps.study.existing import load_existing_study
+from sweeps.study.schema import (
     ATTR_BASE_CONFIG,
     CURVES_FILE,
     TRIAL_CENSORED,
@@ -33,8 +34,7 @@ from sweeps.record import (
     is_baseline,
     per_seed_values,
 )
-from sweeps.stores import tracking_uri
-from sweeps.tracking import TAG_ROLE, TAG_STUDY, TAG_TRIAL
+from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY, TAG_TRIAL
 
 CURVES = ("steps", "epsilon", "loss")
 

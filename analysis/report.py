@@ -6,7 +6,7 @@ with the best seed by seed and the book beside them, learning curves, held-out v
 greedy episode.
 
 Analysis only reads the stores: `build_report` writes the file and nothing else. Logging it to the study's MLflow
-parent run is the command's job (`sweeps.report_log.log_report`).
+parent run is the command's job (`sweeps.tracking.report_log.log_report`).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from analysis import compare, plots
 from analysis.load import StudyData
 from analysis.validate import held_out_table
 from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
-from sweeps.record import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID, base_config
-from sweeps.stats import MIN_SEEDS_FOR_CI
-from sweeps.stores import redact
+from sweeps.stores.locations import redact
+from sweeps.study.schema import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID, base_config
+from sweeps.study.stats import MIN_SEEDS_FOR_CI
 
 SECTIONS = (
     ("verdict", "Verdict"),

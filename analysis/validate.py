@@ -1,5 +1,5 @@
 """Held-out validation, read back: the runs `dqn-sweep validate` logged (role `validation`), beside the in-sweep
-values. Training them is `sweeps.validation`; analysis only reads stores.
+values. Training them is `sweeps.run.validation`; analysis only reads stores.
 """
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from analysis.load import StudyData
-from sweeps.record import HELD_OUT_SEED_START, is_baseline
-from sweeps.tracking import TAG_ROLE, TAG_TRIAL
+from sweeps.study.schema import HELD_OUT_SEED_START, is_baseline
+from sweeps.tracking.tags import TAG_ROLE, TAG_TRIAL, TAG_VALIDATES
 
 __all__ = ["HELD_OUT_SEED_START", "held_out_table"]
 
@@ -23,12 +23,12 @@ def held_out_table(data: StudyData) -> pd.DataFrame:
     found = runs[runs[column] == "validation"].sort_values("start_time", ascending=False)
     if found.empty:
         return pd.DataFrame()
-    found = found.drop_duplicates("tags.dqn_sweep.validates")
+    found = found.drop_duplicates(f"tags.{TAG_VALIDATES}")
     values = {t.number: t.value for t in data.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
     baseline = next((t.value for t in data.study.get_trials(deepcopy=False) if is_baseline(t)), None)
     rows = []
     for _, run in found.iterrows():
-        label = run["tags.dqn_sweep.validates"]
+        label = run[f"tags.{TAG_VALIDATES}"]
         number = run.get(f"tags.{TAG_TRIAL}")
         trial = int(number) if isinstance(number, str) and number else None
         rows.append(

@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from sweeps.record import ATTR_VERDICT, is_baseline
+from sweeps.study.schema import ATTR_VERDICT, is_baseline
 
 NO_VERDICT = (
     "no verdict recorded: the study predates verdicts, was run with --no-validate, or its run stopped before the "

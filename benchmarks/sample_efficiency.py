@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from dqn_core import TrainConfig, train_population
-from sweeps.space import load_sweep
+from sweeps.study.space import load_sweep
 
 DEFAULTS = {
     "cartpole": lambda: TrainConfig(),

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import optuna
 
-from sweeps.budget import budget_lock
 from sweeps.cli import DEFAULT_SWEEP
-from sweeps.liveness import Heartbeats, fail_stale_trials
-from sweeps.space import load_sweep
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.budget import budget_lock
+from sweeps.stores.heartbeats import Heartbeats, fail_stale_trials
+from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.space import load_sweep
 
 # The throwaway PostgreSQL lives with the tests (tests/servers.py), outside the installed package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from sweeps.cli import DEFAULT_SWEEP
-from sweeps.runner import SweepOptions, describe_counts, describe_seeds, run_sweep
-from sweeps.space import load_sweep
+from sweeps.run.worker import SweepOptions, describe_counts, describe_seeds, run_sweep
+from sweeps.study.space import load_sweep
 
 UNIFORM_SEEDS = range(1000, 1064)  # 64 book agents, seeds no trial uses
 RECHECK_START = 20_000  # further unseen seeds: is what the verdict said still true there?
@@ -40,10 +40,10 @@ def recheck(options: SweepOptions, verdict) -> str:
     """The verdict's winner and the book again, on seeds neither the sweep nor the verdict used."""
     import optuna
 
-    from sweeps.record import book_config, trial_config
-    from sweeps.stats import aggregate, paired_test
-    from sweeps.stores import open_optuna_storage
-    from sweeps.verdict import held_out_values
+    from sweeps.run.verdict import held_out_values
+    from sweeps.stores.locations import open_optuna_storage
+    from sweeps.study.schema import book_config, trial_config
+    from sweeps.study.stats import aggregate, paired_test
 
     study = optuna.load_study(study_name=options.study_name, storage=open_optuna_storage(options.storage))
     seeds = list(range(RECHECK_START, RECHECK_START + len(verdict.seeds)))

@@ -20,7 +20,7 @@ from dqn_core import TrainConfig, graph, train, train_population
 from dqn_core.envs import make_env
 from dqn_core.results import EpisodeStats, TrainResult
 from dqn_core.stream import StreamShape, Supply, WorkItem, train_stream
-from sweeps.space import SweepFile, load_sweep
+from sweeps.study.space import SweepFile, load_sweep
 
 DEFAULT_SWEEP = "sweeps/configs/default.yaml"
 

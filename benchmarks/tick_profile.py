@@ -28,7 +28,7 @@ from dqn_core import TrainConfig, graph, replay, xla
 from dqn_core.quiet_tf import tf
 from dqn_core.stream import StreamShape, Supply, WorkItem, _Stream, train_stream
 from sweeps.cli import DEFAULT_SWEEP
-from sweeps.space import load_sweep
+from sweeps.study.space import load_sweep
 
 TICKS = 256
 CALLS = 8

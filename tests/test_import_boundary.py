@@ -26,10 +26,10 @@ TRAINING_OR_WRITING = (
     "dqn_core.stream",
     "dqn_core.graph",
     "tensorflow",
-    "sweeps.runner",
-    "sweeps.verdict",
-    "sweeps.validation",
-    "sweeps.report_log",
+    "sweeps.run.worker",
+    "sweeps.run.verdict",
+    "sweeps.run.validation",
+    "sweeps.tracking.report_log",
 )
 
 

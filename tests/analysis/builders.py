@@ -1,7 +1,7 @@
 """Real Optuna studies and MLflow stores in the shape a racing sweep records them, built without training.
 
 Trials are added with `optuna.trial.create_trial` (params with their distributions, one intermediate value per
-seed, the user attributes of `sweeps.record`), so the analysis reads exactly what a sweep would have written.
+seed, the user attributes of `sweeps.study.schema`), so the analysis reads exactly what a sweep would have written.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from sweeps.record import (
+from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.schema import (
     ATTR_BASE_CONFIG,
     ATTR_SEEDS,
     ATTR_VERDICT,
@@ -25,9 +26,8 @@ from sweeps.record import (
     TRIAL_LOWER_BOUNDS,
     TRIAL_PER_SEED,
 )
-from sweeps.stats import aggregate, bootstrap_ci, paired_test
-from sweeps.stores import open_optuna_storage
-from sweeps.tracking import TAG_ROLE, TAG_STUDY
+from sweeps.study.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY
 
 MAX_SEEDS = 16
 MAX_EPISODES = 500

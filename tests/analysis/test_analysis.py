@@ -15,8 +15,8 @@ from analysis import compare
 from analysis.load import StudyData
 from analysis.report import SECTIONS
 from sweeps.cli import main
-from sweeps.stats import paired_test
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.stats import paired_test
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_validate_then_report(tiny_sweep, data, capsys, tmp_path):
     assert "held_out_median" in text
     study = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{tiny_sweep.journal}"))
     assert f"{study.best_value:.4g}" in text
-    # build_report only writes the file; the command logs it (sweeps.report_log.log_report, called by sweeps/cli.py)
+    # build_report only writes the file; the command logs it (sweeps.tracking.report_log.log_report, called by the CLI)
     parent = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")[0]
     assert "tiny.html" in {a.path for a in client.list_artifacts(parent.info.run_id)}
 

@@ -19,8 +19,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
-from sweeps.stores import open_optuna_storage
-from sweeps.tracking import trials_view_path
+from sweeps.stores.locations import open_optuna_storage
+from sweeps.tracking.tracker import trials_view_path
 
 BIN = Path(sys.executable).parent
 CHROMIUM_FLAGS = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
 from tests.analysis.builders import MAX_EPISODES, MAX_SEEDS, mlflow_store, racing_study, wide_study
 
 NOTEBOOK = Path(__file__).parents[2] / "analysis" / "notebooks" / "compare_sweeps.ipynb"

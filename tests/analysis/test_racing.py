@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from analysis import compare, plots
 from analysis.load import trials_frame
-from sweeps import stats
+from sweeps.study import stats
 from tests.analysis.builders import DISTRIBUTIONS, MAX_EPISODES, MAX_SEEDS, add_trial, racing_study, wide_study
 
 

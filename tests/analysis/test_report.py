@@ -15,8 +15,8 @@ from analysis.load import StudyData
 from analysis.report import SECTIONS, build_report
 from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
 from sweeps.cli import main
-from sweeps.report_log import log_report
-from sweeps.stores import default_report, open_optuna_storage
+from sweeps.stores.locations import default_report, open_optuna_storage
+from sweeps.tracking.report_log import log_report
 from tests.analysis.builders import MAX_EPISODES, journal_study, mlflow_store, racing_study, record_verdict, wide_study
 
 

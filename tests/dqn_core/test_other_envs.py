@@ -8,7 +8,7 @@ import pytest
 
 from dqn_core import TrainConfig, train, train_population
 from dqn_core.trainer import STOP_SOLVED
-from sweeps.space import load_sweep
+from sweeps.study.space import load_sweep
 from tests.dqn_core.same import assert_same_run
 
 ACROBOT = load_sweep("sweeps/configs/acrobot.yaml").base
@@ -42,7 +42,7 @@ def test_acrobot_alone_equals_inside_a_mixed_population(acrobot_seed0):
 
 
 def test_mountaincar_success_is_a_return_and_runs_in_a_population(tmp_path):
-    from sweeps.artifacts import write_episode_gif
+    from sweeps.tracking.artifacts import write_episode_gif
 
     short = MOUNTAINCAR.replace(max_episodes=3)
     results = train_population([(short, 0), (short.replace(success_threshold=-200), 1)])
@@ -53,7 +53,7 @@ def test_mountaincar_success_is_a_return_and_runs_in_a_population(tmp_path):
 
 
 def test_a_trained_acrobot_agent_plays_in_gymnasium(acrobot_seed0, tmp_path):
-    from sweeps.artifacts import write_episode_gif
+    from sweeps.tracking.artifacts import write_episode_gif
 
     agent = acrobot_seed0.agent()
     lengths = agent.evaluate(episodes=3, seed=100)

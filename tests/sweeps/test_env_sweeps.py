@@ -9,8 +9,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
-from sweeps.inspect import load_existing_study
-from sweeps.record import base_config
+from sweeps.study.existing import load_existing_study
+from sweeps.study.schema import base_config
 
 
 def test_a_short_acrobot_sweep_end_to_end(tmp_path, capsys):

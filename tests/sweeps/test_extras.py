@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
 from tests.helpers import Stores
 
 ROOT = Path(__file__).resolve().parents[2]

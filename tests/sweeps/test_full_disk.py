@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeps.cli import main
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
 
 pytestmark = pytest.mark.slow
 

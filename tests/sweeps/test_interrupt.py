@@ -12,7 +12,7 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
 
 
 def test_sigint_keeps_finished_trials_and_closes_running_ones(tmp_path):

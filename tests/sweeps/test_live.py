@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from sweeps.inspect import load_existing_study
-from sweeps.record import per_seed_values
-from sweeps.tracking import TAG_ROLE, TAG_TRIAL
+from sweeps.study.existing import load_existing_study
+from sweeps.study.schema import per_seed_values
+from sweeps.tracking.tags import TAG_ROLE, TAG_TRIAL
 
 
 def test_trials_and_study_progress_are_logged_as_they_happen(tiny_sweep):

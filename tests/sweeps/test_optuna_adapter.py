@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 import sweeps
-from sweeps import optuna_adapter
+from sweeps.stores import optuna_adapter
 
 SOURCES = Path(sweeps.__file__).parent
 

@@ -6,8 +6,8 @@ import optuna
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from sweeps.record import ATTR_VERDICT, HELD_OUT_SEED_START, StudyOptions
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.schema import ATTR_VERDICT, HELD_OUT_SEED_START, StudyOptions
 
 # gamma 0.9 is far worse than the book's 0.99 at this budget; random draws give the book's gamma again too.
 GAMMA_RACE = """

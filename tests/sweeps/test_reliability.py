@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeps.cli import main
-from sweeps.stores import open_optuna_storage
+from sweeps.stores.locations import open_optuna_storage
 
 pytestmark = pytest.mark.slow
 
@@ -183,7 +183,7 @@ def test_a_tracking_error_on_a_trial_fails_its_run_with_one_warning(tmp_path, ca
 
 
 def test_a_writer_never_appends_onto_a_line_another_process_left_cut_off(tmp_path, capsys):
-    from sweeps.journal import JournalPartialLine
+    from sweeps.stores.journal import JournalPartialLine
 
     journal = tmp_path / "j.log"
     study = optuna.create_study(study_name="s", storage=open_optuna_storage(f"journal:{journal}"))
@@ -201,7 +201,7 @@ def test_a_writer_never_appends_onto_a_line_another_process_left_cut_off(tmp_pat
 
 
 def test_a_study_whose_creator_died_half_way_is_completed_by_the_next_run(tmp_path, capsys):
-    from sweeps.record import ATTR_BASE_CONFIG
+    from sweeps.study.schema import ATTR_BASE_CONFIG
 
     config = tmp_path / "small.yaml"
     config.write_text(SMALL_SWEEP.replace("n_trials: 3", "n_trials: 1"))

@@ -9,7 +9,7 @@ import sqlalchemy
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
-from sweeps.redaction import redact, url_secrets
+from sweeps.stores.redaction import redact, url_secrets
 from tests.helpers import pg_table_rows
 from tests.sweeps.test_reliability import SMALL_SWEEP
 

@@ -5,7 +5,7 @@ import pytest
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from sweeps.cli import DEFAULT_SWEEP
-from sweeps.space import load_sweep
+from sweeps.study.space import load_sweep
 
 
 def test_default_sweep_searches_the_book_knobs_and_contains_the_book():

@@ -13,8 +13,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from sweeps.cli import main
-from sweeps.inspect import load_existing_study
-from sweeps.record import TRIAL_BASELINE, base_config, per_seed_values, trial_config
+from sweeps.study.existing import load_existing_study
+from sweeps.study.schema import TRIAL_BASELINE, base_config, per_seed_values, trial_config
 from tests.helpers import Stores
 
 SMALL = ("--n-trials", "3", "--max-seeds", "2", "--startup-seeds", "2", "--pruner", "none", "--no-validate")

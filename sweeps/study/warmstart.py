@@ -18,9 +18,9 @@ import yaml
 
 from dqn_core.config import TrainConfig, load_config
 from dqn_core.errors import ConfigError
-from sweeps.inspect import best_trial, ranked_complete_trials
-from sweeps.record import ATTR_VERDICT, per_seed_values, trial_config
-from sweeps.space import ParamSpec, SweepFile, sweep_from_mapping
+from sweeps.study.existing import best_trial, ranked_complete_trials
+from sweeps.study.schema import ATTR_VERDICT, per_seed_values, trial_config
+from sweeps.study.space import ParamSpec, SweepFile, sweep_from_mapping
 
 TRIAL_WARM_START = "warm_start"  # where a queued trial's configuration came from (a file, or study:trial)
 FROM_STUDY_TOP_MAX = 100

@@ -15,11 +15,12 @@ import optuna
 
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
-from sweeps.inspect import ranked_complete_trials
-from sweeps.record import BOOK, book_config, held_out_seeds, is_baseline, trial_config
-from sweeps.stats import aggregate, bootstrap_ci, paired_test
-from sweeps.tracking import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL, StudyTracker
-from sweeps.verdict import held_out_values
+from sweeps.run.verdict import held_out_values
+from sweeps.study.existing import ranked_complete_trials
+from sweeps.study.schema import BOOK, book_config, held_out_seeds, is_baseline, trial_config
+from sweeps.study.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.tracking.tags import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL, TAG_VALIDATES
+from sweeps.tracking.tracker import StudyTracker
 
 
 def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int) -> list[dict]:
@@ -73,7 +74,7 @@ def _log(tracker: StudyTracker, row: dict, config: TrainConfig, values: dict[int
     tags = {
         TAG_ROLE: "validation",
         TAG_STUDY: tracker.study_name,
-        "dqn_sweep.validates": row["config"],
+        TAG_VALIDATES: row["config"],
         PARENT_TAG: tracker.parent_run_id,
     }
     if row["trial"] is not None:

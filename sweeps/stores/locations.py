@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
-from sweeps.redaction import redact
+from sweeps.stores.redaction import redact
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 JOURNAL_NAME = "optuna-journal.log"
@@ -91,9 +91,9 @@ def open_optuna_storage(
     """
     import optuna
 
-    from sweeps import liveness
-    from sweeps.extras import require_driver
-    from sweeps.journal import GuardedJournalFileBackend, check_journal
+    from sweeps.stores import heartbeats as liveness
+    from sweeps.stores.extras import require_driver
+    from sweeps.stores.journal import GuardedJournalFileBackend, check_journal
 
     try:
         if url.startswith(JOURNAL_PREFIX):

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from sweeps.tracking import StudyTracker
+from sweeps.tracking.tracker import StudyTracker
 
 FLUSH_INTERVAL_S = 10.0
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps import artifacts
-from sweeps.liveness import fail_stale_trials
-from sweeps.record import (
+from sweeps.stores.heartbeats import fail_stale_trials
+from sweeps.study.schema import (
     ATTR_SEEDS,
     TRIAL_ENV_STEPS,
     TRIAL_LOWER_BOUNDS,
@@ -24,9 +23,10 @@ from sweeps.record import (
     TRIAL_WALL_TIME,
     trial_config,
 )
-from sweeps.tracking import TAG_STUDY, StudyTracker, summary_metrics
+from sweeps.tracking import artifacts
+from sweeps.tracking.tags import TAG_STUDY, TAG_SYNCED
+from sweeps.tracking.tracker import StudyTracker, summary_metrics
 
-TAG_SYNCED = "dqn_sweep.synced"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 

@@ -6,15 +6,15 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
-from sweeps.preflight import probe_storage
-from sweeps.record import ATTR_VERDICT, TRIAL_CENSORED, TRIAL_RUN_ID, per_seed_values
-from sweeps.stores import (
+from sweeps.stores.locations import (
     GRACE_PERIOD,
     HEARTBEAT_INTERVAL,
     open_optuna_storage,
     storage_url,
     tracking_uri,
 )
+from sweeps.stores.preflight import probe_storage
+from sweeps.study.schema import ATTR_VERDICT, TRIAL_CENSORED, TRIAL_RUN_ID, per_seed_values
 
 
 def load_existing_study(

@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from sweeps.stores import JOURNAL_PREFIX, sqlite_path
+from sweeps.stores.locations import JOURNAL_PREFIX, sqlite_path
 
 LOCK_SUFFIX = ".budget-lock"
 PG_IDLE_TIMEOUT = "120s"  # far above the time an ask takes; frees the lock if its holder disappears

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from dqn_core.results import EpisodeStats, TrainResult
 from dqn_core.shape import WorkItem
 from dqn_core.stream import Supply
-from sweeps.objective import TrialDone, TrialRun, ask_pruner, seed_finished
+from sweeps.study.objective import TrialDone, TrialRun, ask_pruner, seed_finished
 
 REFERENCE_POLL_S = 5.0
 AskTrial = Callable[[], "TrialRun | None"]

@@ -12,8 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from sweeps.stores import JOURNAL_PREFIX, redact, sqlite_path
-from sweeps.tracking import trials_view_path
+from sweeps.stores.locations import JOURNAL_PREFIX, redact, sqlite_path
+from sweeps.tracking.tracker import trials_view_path
 
 MLFLOW_UI_URL = "http://127.0.0.1:5000"  # `mlflow ui`'s default address
 DASHBOARD_URL = "http://127.0.0.1:8080"  # optuna-dashboard's default address

@@ -14,10 +14,9 @@ import tempfile
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
-from sweeps.extras import require_driver
-from sweeps.journal import check_journal
-from sweeps.redaction import redact
-from sweeps.stores import (
+from sweeps.stores.extras import require_driver
+from sweeps.stores.journal import check_journal
+from sweeps.stores.locations import (
     JOURNAL_PREFIX,
     MLFLOW_TABLES,
     OPTUNA_TABLES,
@@ -26,7 +25,8 @@ from sweeps.stores import (
     sqlite_path,
     sqlite_tables,
 )
-from sweeps.tracking import probe_tracking
+from sweeps.stores.redaction import redact
+from sweeps.tracking.tracker import probe_tracking
 
 # Study names become MLflow experiment names, search-filter literals, artifact folders and lock keys, so they are
 # kept to characters that are safe in all of them, and short enough for any file system (255 bytes per name).
@@ -36,7 +36,7 @@ STUDY_NAME_MAX = 100
 # Documented maxima (README "Bounds"): far above any sensible sweep, low enough that nothing overflows or
 # allocates without limit (a billion seeds made `create_study` run out of memory half-way).
 SEED_MAX = 2**32 - 1  # NumPy and TensorFlow seeds are 32-bit
-# (The study options' bounds live with them: `sweeps.record.StudyOptions`.)
+# (The study options' bounds live with them: `sweeps.study.schema.StudyOptions`.)
 HEARTBEAT_MAX_S = 3_600
 GRACE_PERIOD_MAX_S = 7 * 24 * 3_600
 TOP_MAX = 1_000

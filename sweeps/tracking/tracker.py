@@ -26,21 +26,18 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import ARTIFACT_FOLDER, first_line, redact, sqlite_path
+from sweeps.stores.locations import ARTIFACT_FOLDER, first_line, redact, sqlite_path
+from sweeps.tracking.tags import (
+    PARENT_TAG,
+    TAG_ROLE,
+    TAG_SEARCHED,
+    TAG_STATE,
+    TAG_STUDY,
+    TAG_TRIAL,
+)
 
 T = TypeVar("T")
 
-TAG_STUDY = "dqn_sweep.study"
-TAG_ROLE = "dqn_sweep.role"
-TAG_TRIAL = "dqn_sweep.trial_number"
-TAG_STATE = "dqn_sweep.state"
-TAG_SAMPLER = "dqn_sweep.sampler"
-TAG_PRUNER = "dqn_sweep.pruner"
-TAG_SEARCHED = "dqn_sweep.searched_params"
-TAG_STORAGE = "dqn_sweep.optuna_storage"
-TAG_VERDICT = "dqn_sweep.verdict"
-TAG_VERDICT_OUTCOME = "dqn_sweep.verdict_outcome"
-PARENT_TAG = "mlflow.parentRunId"
 
 MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
 

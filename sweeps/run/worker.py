@@ -33,17 +33,25 @@ from optuna.trial import TrialState
 
 from dqn_core.agent import TrainedAgent
 from dqn_core.errors import ConfigError
-from sweeps import artifacts
-from sweeps.budget import budget_lock
-from sweeps.inspect import best_trial
-from sweeps.journal import JournalPartialLine
-from sweeps.live import LiveProgress
-from sweeps.liveness import Heartbeats, fail_stale_trials
-from sweeps.objective import TrialRun, fail_unfinished
-from sweeps.optuna_adapter import grid_points_started, trial_id
-from sweeps.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded, check_study_name, probe_stores
-from sweeps.race import SeedRace
-from sweeps.record import (
+from sweeps.stores.budget import budget_lock
+from sweeps.stores.heartbeats import Heartbeats, fail_stale_trials
+from sweeps.stores.journal import JournalPartialLine
+from sweeps.stores.locations import (
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    StoreFull,
+    disk_full_message,
+    first_line,
+    is_disk_full,
+    open_optuna_storage,
+    redact,
+)
+from sweeps.stores.optuna_adapter import grid_points_started, trial_id
+from sweeps.stores.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded, check_study_name, probe_stores
+from sweeps.study.existing import best_trial
+from sweeps.study.objective import TrialRun, fail_unfinished
+from sweeps.study.race import SeedRace
+from sweeps.study.schema import (
     ATTR_BASE_CONFIG,
     ATTR_COMMAND,
     ATTR_DEFINITION,
@@ -62,20 +70,14 @@ from sweeps.record import (
     per_seed_values,
     trial_config,
 )
-from sweeps.recovery import repair
-from sweeps.space import SweepFile, sweep_from_mapping
-from sweeps.stores import (
-    GRACE_PERIOD,
-    HEARTBEAT_INTERVAL,
-    StoreFull,
-    disk_full_message,
-    first_line,
-    is_disk_full,
-    open_optuna_storage,
-    redact,
-)
-from sweeps.strategies import make_pruner, make_sampler
-from sweeps.tracking import (
+from sweeps.study.space import SweepFile, sweep_from_mapping
+from sweeps.study.strategies import make_pruner, make_sampler
+from sweeps.study.warmstart import QueuedConfig, enqueue
+from sweeps.tracking import artifacts
+from sweeps.tracking.live_metrics import LiveProgress
+from sweeps.tracking.recovery import repair
+from sweeps.tracking.tags import (
+    TAG_AGENT_LOGGED,
     TAG_PRUNER,
     TAG_SAMPLER,
     TAG_STATE,
@@ -83,14 +85,11 @@ from sweeps.tracking import (
     TAG_STUDY,
     TAG_VERDICT,
     TAG_VERDICT_OUTCOME,
-    StudyTracker,
-    summary_metrics,
 )
-from sweeps.warmstart import QueuedConfig, enqueue
+from sweeps.tracking.tracker import StudyTracker, summary_metrics
 
 OBJECTIVE_NAME = "episodes_to_solve"
 IDLE_POLL_S = 5.0  # a worker with nothing to ask (the rest is running elsewhere) looks again this often
-TAG_AGENT_LOGGED = "dqn_sweep.best_agent_logged"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -457,7 +456,7 @@ class SweepWorker:
 
     def _verdict(self, stop: _StopRequest) -> Any:
         """The winner and the book on unseen seeds (`verdict.py`), stored in the study and on its parent run."""
-        from sweeps.verdict import decide
+        from sweeps.run.verdict import decide
 
         n = self.settings.validate_seeds
         if not self.options.verdict or n < 1 or best_trial(self.study) is None:

@@ -50,7 +50,8 @@ HELD_OUT_SEED_START = 10_000
 """Seeds no trial trains on (a trial takes seeds 0 .. max_seeds - 1, and max_seeds <= 1,000): the verdict and
 `validate` use 10000, 10001, ..."""
 
-PRUNERS = ("wilcoxon", "none")
+SAMPLERS = ("tpe", "random", "cmaes", "qmc", "grid")  # built by `strategies.make_sampler`
+PRUNERS = ("wilcoxon", "none")  # built by `strategies.make_pruner`
 
 
 def _option(help_text: str, *, low: float | None = None, high: float | None = None, choices: tuple = ()) -> Any:
@@ -78,9 +79,7 @@ class StudyOptions:
             "most seeds of one trial training at once, so the pruner sees results early", low=1, high=1_000
         ),
     )
-    sampler: str = field(
-        default="tpe", metadata=_option("the Optuna sampler", choices=("tpe", "random", "cmaes", "qmc", "grid"))
-    )
+    sampler: str = field(default="tpe", metadata=_option("the Optuna sampler", choices=SAMPLERS))
     pruner: str = field(default="wilcoxon", metadata=_option("the Optuna pruner", choices=PRUNERS))
     p_threshold: float = field(
         default=0.1,

@@ -12,12 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from sweeps.record import PRUNERS, StudyOptions, option_help, option_names, option_type
-from sweeps.stores import DEFAULT_TRACKING_URI, JOURNAL_NAME
-from sweeps.strategies import SAMPLERS
+from sweeps.stores.locations import DEFAULT_TRACKING_URI, JOURNAL_NAME
+from sweeps.study.schema import PRUNERS, SAMPLERS, StudyOptions, option_help, option_names, option_type
 
 EXIT_USAGE = 2
-DEFAULT_SWEEP = Path(__file__).parent / "configs" / "default.yaml"
+DEFAULT_SWEEP = Path(__file__).parents[1] / "configs" / "default.yaml"
 
 
 class UsageError(Exception):
@@ -268,7 +267,7 @@ def _add_study_options(parser: argparse.ArgumentParser, names: Sequence[str], *,
 
 
 def _add_liveness_options(parser: argparse.ArgumentParser) -> None:
-    from sweeps.stores import GRACE_PERIOD, HEARTBEAT_INTERVAL
+    from sweeps.stores.locations import GRACE_PERIOD, HEARTBEAT_INTERVAL
 
     parser.add_argument(
         "--heartbeat-interval",
@@ -297,7 +296,7 @@ def _add_timeout_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _check_liveness(args: argparse.Namespace) -> None:
-    from sweeps.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded
+    from sweeps.stores.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded
 
     if args.heartbeat_interval < 1:
         raise UsageError(f"dqn-sweep {args.command}: --heartbeat-interval must be >= 1, got {args.heartbeat_interval}")
@@ -312,17 +311,17 @@ def _check_liveness(args: argparse.Namespace) -> None:
 
 def _command_line(args: argparse.Namespace) -> str:
     """The command as given to `main`, passwords hidden (the same `redact` as every message): stored in the study."""
-    from sweeps.stores import redact
+    from sweeps.stores.locations import redact
 
     return redact(" ".join(["dqn-sweep", *args.argv]))
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sweeps import warmstart
-    from sweeps.preflight import check_study_name
-    from sweeps.runner import SweepOptions, run_sweep
-    from sweeps.space import load_sweep
-    from sweeps.stores import check_tracking_uri, storage_url, tracking_uri
+    from sweeps.run.worker import SweepOptions, run_sweep
+    from sweeps.stores.locations import check_tracking_uri, storage_url, tracking_uri
+    from sweeps.stores.preflight import check_study_name
+    from sweeps.study import warmstart
+    from sweeps.study.space import load_sweep
 
     _check_liveness(args)
     sweep = load_sweep(args.config)
@@ -356,9 +355,9 @@ def _timeout_s(args: argparse.Namespace) -> float | None:
 def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
     """The configurations `--enqueue` and `--from-study` ask to try first, read and checked before any store is
     written."""
-    from sweeps import warmstart
-    from sweeps.inspect import load_existing_study
-    from sweeps.preflight import bounded
+    from sweeps.stores.preflight import bounded
+    from sweeps.study import warmstart
+    from sweeps.study.existing import load_existing_study
 
     queued = warmstart.from_files(args.enqueue, sweep)
     if args.from_study:
@@ -371,8 +370,8 @@ def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from sweeps.runner import run_sweep, worker_options
-    from sweeps.stores import storage_url
+    from sweeps.run.worker import run_sweep, worker_options
+    from sweeps.stores.locations import storage_url
 
     study, uri = _join_study(args)
     options = worker_options(
@@ -390,8 +389,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
-    from sweeps.recovery import repair, sync
-    from sweeps.tracking import StudyTracker
+    from sweeps.tracking.recovery import repair, sync
+    from sweeps.tracking.tracker import StudyTracker
 
     if getattr(args, "journal", None):
         if args.study_name or args.storage or args.tracking_uri:
@@ -405,7 +404,7 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def _repair_journal(path: Path) -> int:
-    from sweeps.journal import repair_journal
+    from sweeps.stores.journal import repair_journal
 
     backup, cut = repair_journal(path)
     if backup is None:
@@ -417,9 +416,9 @@ def _repair_journal(path: Path) -> int:
 
 def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
     """The existing study named by `worker`, `repair` or `sync`, opened for writing, and the tracking URI."""
-    from sweeps.inspect import load_existing_study
-    from sweeps.preflight import probe_tracking_store
-    from sweeps.stores import tracking_uri
+    from sweeps.stores.locations import tracking_uri
+    from sweeps.stores.preflight import probe_tracking_store
+    from sweeps.study.existing import load_existing_study
 
     _check_liveness(args)
     uri = tracking_uri(args.tracking_uri)
@@ -436,8 +435,8 @@ def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _report(summary: Any, uri: str, storage: str) -> int:
-    from sweeps.browse import browse_lines
-    from sweeps.runner import describe_counts, describe_seeds, trials_per_minute
+    from sweeps.run.worker import describe_counts, describe_seeds, trials_per_minute
+    from sweeps.tracking.browse import browse_lines
 
     rate = trials_per_minute(summary.new_trials, summary.seconds)
     tracked = summary.tracking_seconds
@@ -473,8 +472,8 @@ def _report(summary: Any, uri: str, storage: str) -> int:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
-    from sweeps.inspect import best_table, load_existing_study
-    from sweeps.warmstart import best_config_yaml
+    from sweeps.study.existing import best_table, load_existing_study
+    from sweeps.study.warmstart import best_config_yaml
 
     study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
     if args.format == "yaml":
@@ -485,12 +484,12 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from sweeps.inspect import find_trial, load_existing_study
-    from sweeps.preflight import check_output_file, probe_tracking_store
-    from sweeps.record import trial_config
-    from sweeps.runner import write_replay
-    from sweeps.stores import tracking_uri
-    from sweeps.tracking import StudyTracker
+    from sweeps.run.worker import write_replay
+    from sweeps.stores.locations import tracking_uri
+    from sweeps.stores.preflight import check_output_file, probe_tracking_store
+    from sweeps.study.existing import find_trial, load_existing_study
+    from sweeps.study.schema import trial_config
+    from sweeps.tracking.tracker import StudyTracker
 
     if args.out is not None:
         check_output_file(Path(args.out), "replay --out", (".gif",))
@@ -513,11 +512,11 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from sweeps.inspect import load_existing_study
-    from sweeps.preflight import HOLDOUT_SEEDS_MAX, TOP_MAX, bounded, probe_tracking_store
-    from sweeps.stores import tracking_uri
-    from sweeps.tracking import StudyTracker
-    from sweeps.validation import validate
+    from sweeps.run.validation import validate
+    from sweeps.stores.locations import tracking_uri
+    from sweeps.stores.preflight import HOLDOUT_SEEDS_MAX, TOP_MAX, bounded, probe_tracking_store
+    from sweeps.study.existing import load_existing_study
+    from sweeps.tracking.tracker import StudyTracker
 
     bounded("--top", args.top, 1, TOP_MAX)
     bounded("--seeds", args.seeds, 1, HOLDOUT_SEEDS_MAX)
@@ -536,9 +535,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from analysis.load import StudyData
     from analysis.report import build_report
-    from sweeps.preflight import TOP_MAX, bounded, check_output_file
-    from sweeps.report_log import log_report
-    from sweeps.stores import default_report
+    from sweeps.stores.locations import default_report
+    from sweeps.stores.preflight import TOP_MAX, bounded, check_output_file
+    from sweeps.tracking.report_log import log_report
 
     html_suffixes = (".html", ".htm")
 
@@ -567,7 +566,7 @@ def _fmt(value: Any) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from dqn_core.config import TrainConfig, load_config, parse_assignment
-    from sweeps.preflight import SEED_MAX, bounded, check_output_file
+    from sweeps.stores.preflight import SEED_MAX, bounded, check_output_file
 
     overrides = dict(parse_assignment(item) for item in args.overrides)
     config = load_config(args.config, overrides) if args.config else TrainConfig.from_mapping(overrides, source="--set")
@@ -604,8 +603,8 @@ def _relocate_store(args: argparse.Namespace) -> None:
     artifact locations MLflow recorded (see `relocation.py`)."""
     if not hasattr(args, "tracking_uri") or getattr(args, "journal", None):
         return
-    from sweeps.relocation import relocate_or_warn
-    from sweeps.stores import tracking_uri
+    from sweeps.stores.locations import tracking_uri
+    from sweeps.stores.relocation import relocate_or_warn
 
     line = relocate_or_warn(tracking_uri(args.tracking_uri))
     if line:
@@ -625,7 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}" if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        from sweeps.stores import disk_full_message, is_disk_full
+        from sweeps.stores.locations import disk_full_message, is_disk_full
 
         if not is_disk_full(exc):
             raise
@@ -634,7 +633,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

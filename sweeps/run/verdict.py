@@ -18,10 +18,10 @@ import optuna
 
 from dqn_core.config import TrainConfig
 from dqn_core.shape import StreamShape
-from sweeps.inspect import best_trial
-from sweeps.objective import censored_value
-from sweeps.record import ATTR_VERDICT, book_config, held_out_seeds, trial_config
-from sweeps.stats import Paired, aggregate, bootstrap_ci, paired_test
+from sweeps.study.existing import best_trial
+from sweeps.study.objective import censored_value
+from sweeps.study.schema import ATTR_VERDICT, book_config, held_out_seeds, trial_config
+from sweeps.study.stats import Paired, aggregate, bootstrap_ci, paired_test
 
 VERDICT_ALPHA = 0.01
 

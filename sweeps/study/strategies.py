@@ -13,12 +13,10 @@ import warnings
 import optuna
 
 from dqn_core.errors import ConfigError
-from sweeps.extras import require
-from sweeps.optuna_adapter import GridSampler
-from sweeps.record import PRUNERS, StudyOptions
-from sweeps.space import ParamSpec
-
-SAMPLERS = ("tpe", "random", "cmaes", "qmc", "grid")
+from sweeps.stores.extras import require
+from sweeps.stores.optuna_adapter import GridSampler
+from sweeps.study.schema import PRUNERS, SAMPLERS, StudyOptions
+from sweeps.study.space import ParamSpec
 
 
 def make_sampler(name: str, *, seed: int | None, space: tuple[ParamSpec, ...]) -> optuna.samplers.BaseSampler:

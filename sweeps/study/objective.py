@@ -23,8 +23,8 @@ from optuna.trial import TrialState
 
 from dqn_core.config import TrainConfig
 from dqn_core.results import EpisodeStats
-from sweeps.record import TRIAL_CENSORED, TRIAL_ENV_STEPS, TRIAL_PER_SEED, TRIAL_WALL_TIME
-from sweeps.stats import aggregate
+from sweeps.study.schema import TRIAL_CENSORED, TRIAL_ENV_STEPS, TRIAL_PER_SEED, TRIAL_WALL_TIME
+from sweeps.study.stats import aggregate
 
 
 def censored_value(episodes_to_solve: int | None, max_episodes: int) -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from dqn_core.errors import ConfigError
-from sweeps.stores import ARTIFACT_FOLDER, MLFLOW_TABLES, first_line, sqlite_path, sqlite_tables, store_folder
-from sweeps.tracking import TAG_STUDY
+from sweeps.stores.locations import ARTIFACT_FOLDER, MLFLOW_TABLES, first_line, sqlite_path, sqlite_tables, store_folder
+from sweeps.tracking.tags import TAG_STUDY
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dqn_core.config import TrainConfig, coerce_value, field_names
 from dqn_core.errors import ConfigError
 from dqn_core.shape import StreamShape
 from dqn_core.yamlfile import read_mapping
-from sweeps.record import StudyOptions
+from sweeps.study.schema import StudyOptions
 
 PARAM_KINDS = ("float", "int", "categorical")
 SHARED_IN_POPULATION = ("env_id",)  # compiled into the graph; cannot vary between trials

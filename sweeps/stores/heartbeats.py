@@ -23,7 +23,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeps.optuna_adapter import BaseHeartbeat, rdb_trial_ids_with_heartbeat, trial_id
+from sweeps.stores.optuna_adapter import BaseHeartbeat, rdb_trial_ids_with_heartbeat, trial_id
 
 HEARTBEAT_ATTR = "dqn_sweep:heartbeat"  # unix time, journal only
 MAX_RETRY = 3  # a trial that kills its worker three times is given up (the budget then samples a new one)

@@ -1,0 +1,17 @@
+"""The MLflow tag names dqn-sweep writes and reads, in one place: the sweep, recovery, validation and analysis
+look runs up by these, so a name spelled twice would split one concept in two."""
+
+TAG_STUDY = "dqn_sweep.study"
+TAG_ROLE = "dqn_sweep.role"  # "study", "trial" or "validation"
+TAG_TRIAL = "dqn_sweep.trial_number"
+TAG_STATE = "dqn_sweep.state"
+TAG_SAMPLER = "dqn_sweep.sampler"
+TAG_PRUNER = "dqn_sweep.pruner"
+TAG_SEARCHED = "dqn_sweep.searched_params"
+TAG_STORAGE = "dqn_sweep.optuna_storage"
+TAG_VERDICT = "dqn_sweep.verdict"
+TAG_VERDICT_OUTCOME = "dqn_sweep.verdict_outcome"
+TAG_SYNCED = "dqn_sweep.synced"  # a run that `sync` re-created from Optuna's record
+TAG_VALIDATES = "dqn_sweep.validates"  # a validation run: which configuration it re-trained
+TAG_AGENT_LOGGED = "dqn_sweep.best_agent_logged"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own: nests a trial's run under the study's
