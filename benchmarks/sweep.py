@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 from sweeps.cli import DEFAULT_SWEEP
-from sweeps.run.worker import SweepOptions, describe_counts, describe_seeds, run_sweep
+from sweeps.run.options import SweepOptions
+from sweeps.run.summary import describe_counts, describe_seeds
+from sweeps.run.sweep import run_sweep
 from sweeps.study.space import load_sweep
 
 UNIFORM_SEEDS = range(1000, 1064)  # 64 book agents, seeds no trial uses

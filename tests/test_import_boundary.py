@@ -27,6 +27,7 @@ TRAINING_OR_WRITING = (
     "dqn_core.graph",
     "tensorflow",
     "sweeps.run.worker",
+    "sweeps.run.sweep",
     "sweeps.run.verdict",
     "sweeps.run.validation",
     "sweeps.tracking.report_log",

@@ -317,7 +317,8 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from sweeps.run.worker import SweepOptions, run_sweep
+    from sweeps.run.options import SweepOptions
+    from sweeps.run.sweep import run_sweep
     from sweeps.stores.locations import check_tracking_uri, storage_url, tracking_uri
     from sweeps.stores.preflight import check_study_name
     from sweeps.study import warmstart
@@ -370,7 +371,8 @@ def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    from sweeps.run.worker import run_sweep, worker_options
+    from sweeps.run.options import worker_options
+    from sweeps.run.sweep import run_sweep
     from sweeps.stores.locations import storage_url
 
     study, uri = _join_study(args)
@@ -435,7 +437,7 @@ def _join_study(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def _report(summary: Any, uri: str, storage: str) -> int:
-    from sweeps.run.worker import describe_counts, describe_seeds, trials_per_minute
+    from sweeps.run.summary import describe_counts, describe_seeds, trials_per_minute
     from sweeps.tracking.browse import browse_lines
 
     rate = trials_per_minute(summary.new_trials, summary.seconds)
@@ -484,7 +486,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from sweeps.run.worker import write_replay
+    from sweeps.run.replay import write_replay
     from sweeps.stores.locations import tracking_uri
     from sweeps.stores.preflight import check_output_file, probe_tracking_store
     from sweeps.study.existing import find_trial, load_existing_study

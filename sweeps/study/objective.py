@@ -57,7 +57,7 @@ class SeedCurve:
 
 @dataclass
 class TrialRun:
-    """One trial while its seeds train; `state` becomes COMPLETE, PRUNED or FAIL when it finishes."""
+    """One trial while its seeds train; `state` becomes COMPLETE, PRUNED or FAIL when it is concluded."""
 
     trial: optuna.Trial
     config: TrainConfig
@@ -67,7 +67,7 @@ class TrialRun:
     curves: dict[int, SeedCurve] = field(default_factory=dict)  # every seed started, in order
     values: dict[int, int] = field(default_factory=dict)  # every seed finished: episodes to solve (censored)
     in_flight: set[int] = field(default_factory=set)
-    state: str = "RUNNING"
+    state: TrialState = TrialState.RUNNING
     value: float | None = None
     started: float = field(default_factory=time.perf_counter)
     wall_time_s: float = 0.0
@@ -83,7 +83,7 @@ class TrialRun:
     @property
     def seeds_left(self) -> int:
         """Seeds not yet handed out."""
-        return self.max_seeds - len(self.curves) if self.state == "RUNNING" else 0
+        return self.max_seeds - len(self.curves) if self.state == TrialState.RUNNING else 0
 
     def take_seed(self) -> int:
         seed = self.next_seed
@@ -103,39 +103,49 @@ class TrialRun:
 TrialDone = Callable[[TrialRun], None]
 
 
-def seed_finished(study: optuna.Study, run: TrialRun, seed: int, on_trial_done: TrialDone) -> None:
-    """Report one finished seed; prune or complete the trial when that decides it."""
+def seed_finished(run: TrialRun, seed: int) -> TrialState | None:
+    """Report one finished seed. Returns the trial's outcome once this seed decides it (COMPLETE: every seed is in;
+    PRUNED; FAIL: another worker failed it as stale), None while it goes on or was already decided."""
     curve = run.curves[seed]
     run.in_flight.discard(seed)
-    if run.state != "RUNNING":
-        return  # a sibling seed pruned the trial while this one was still training
+    if run.state != TrialState.RUNNING:
+        return None  # a sibling seed pruned the trial while this one was still training
     run.values[seed] = censored_value(curve.episodes_to_solve, run.config.max_episodes)
     try:
         run.trial.report(float(run.values[seed]), step=seed)
-        if len(run.values) == run.max_seeds:  # every seed is in: the trial has its full value, pruned or not
-            finish(study, run, TrialState.COMPLETE, on_trial_done)
-            return
     except UpdateFinishedTrialError:
-        drop(run, on_trial_done)
-        return
-    ask_pruner(study, run, on_trial_done)
+        return TrialState.FAIL
+    if len(run.values) == run.max_seeds:  # every seed is in: the trial has its full value, pruned or not
+        return TrialState.COMPLETE
+    return pruner_outcome(run)
 
 
-def ask_pruner(study: optuna.Study, run: TrialRun, on_trial_done: TrialDone) -> bool:
-    """Ask the pruner again before spending another seed (the best trial may have changed since the last report);
-    prunes the trial and returns True if it says so."""
+def pruner_outcome(run: TrialRun) -> TrialState | None:
+    """Ask the pruner (again before spending another seed: the best trial may have changed since the last report):
+    PRUNED if it says so, FAIL if the trial was failed elsewhere, None to go on."""
     try:
-        if run.trial.should_prune():
-            finish(study, run, TrialState.PRUNED, on_trial_done)
-            return True
+        return TrialState.PRUNED if run.trial.should_prune() else None
     except UpdateFinishedTrialError:
-        drop(run, on_trial_done)
-        return True
-    return False
+        return TrialState.FAIL
 
 
-def finish(study: optuna.Study, run: TrialRun, state: TrialState, on_trial_done: TrialDone) -> None:
+def conclude(study: optuna.Study, run: TrialRun, outcome: TrialState) -> None:
+    """The one place a trial's end is told: COMPLETE with the median of its seeds, or PRUNED, with its record
+    attributes. A trial the storage already holds as finished (FAIL, by another worker's stale check, found
+    now or earlier) is dropped as FAIL: its retry is already queued."""
     run.wall_time_s = time.perf_counter() - run.started
+    if outcome != TrialState.FAIL:
+        try:
+            _tell(study, run, outcome)
+            run.state = outcome
+            return
+        except UpdateFinishedTrialError:
+            pass
+    run.value = None
+    run.state = TrialState.FAIL
+
+
+def _tell(study: optuna.Study, run: TrialRun, state: TrialState) -> None:
     run.trial.set_user_attr(TRIAL_PER_SEED, run.per_seed)
     run.trial.set_user_attr(TRIAL_CENSORED, any(v > run.config.max_episodes for v in run.values.values()))
     run.trial.set_user_attr(TRIAL_ENV_STEPS, run.env_steps)
@@ -147,16 +157,6 @@ def finish(study: optuna.Study, run: TrialRun, state: TrialState, on_trial_done:
         told = study.tell(run.trial, state=state, skip_if_finished=True)
     if told.state != state:  # failed as stale by another worker in between
         raise UpdateFinishedTrialError(f"trial {run.number} is already {told.state.name}")
-    run.state = state.name
-    on_trial_done(run)
-
-
-def drop(run: TrialRun, on_trial_done: TrialDone) -> None:
-    """The storage already holds this trial as finished (FAIL, by another worker's stale check): stop tracking it."""
-    run.wall_time_s = time.perf_counter() - run.started
-    run.value = None
-    run.state = "FAIL"
-    on_trial_done(run)
 
 
 def fail_unfinished(study: optuna.Study, runs: Sequence[TrialRun], on_trial_done: TrialDone) -> list[TrialRun]:
@@ -165,12 +165,12 @@ def fail_unfinished(study: optuna.Study, runs: Sequence[TrialRun], on_trial_done
 
     The interrupt may have landed between telling Optuna and noting it here, so Optuna's own record decides.
     """
-    failed = [run for run in runs if run.state == "RUNNING"]
+    failed = [run for run in runs if run.state == TrialState.RUNNING]
     for run in failed:
         run.wall_time_s = time.perf_counter() - run.started
         with contextlib.suppress(UpdateFinishedTrialError):
             run.trial.set_user_attr(TRIAL_PER_SEED, run.per_seed)
         study.tell(run.trial, state=TrialState.FAIL, skip_if_finished=True)
-        run.state = study.trials[run.number].state.name
+        run.state = study.trials[run.number].state
         on_trial_done(run)
     return failed

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 from dqn_core.results import EpisodeStats, TrainResult
 from dqn_core.shape import WorkItem
 from dqn_core.stream import Supply
-from sweeps.study.objective import TrialDone, TrialRun, ask_pruner, seed_finished
+from sweeps.study.objective import TrialDone, TrialRun, conclude, pruner_outcome, seed_finished
 
 REFERENCE_POLL_S = 5.0
 AskTrial = Callable[[], "TrialRun | None"]
@@ -44,7 +44,7 @@ class SeedRace:
         startup_seeds: int,
         racing: bool,
         on_trial_done: TrialDone,
-        check_stop: Callable[[], None] = lambda: None,
+        check_stop: Callable[[], None],
     ) -> None:
         self.study = study
         self.ask = ask
@@ -54,18 +54,22 @@ class SeedRace:
         self.on_trial_done = on_trial_done
         self.check_stop = check_stop
         self.runs: list[TrialRun] = []  # every trial this process started, in order
-        self.budget_spent = False
+        self._budget_spent = False
         self._reference = False
         self._reference_checked = -math.inf
+
+    def open_stream(self) -> None:
+        """A new stream asks the study again: trials of dead workers may have come back since the last one."""
+        self._budget_spent = False
 
     def next_item(self) -> WorkItem | Supply:
         """The stream's source: called whenever a slot is free at a host visit."""
         self.check_stop()
         run = self._pick(capped=True)
-        if run is None and not self.budget_spent:
+        if run is None and not self._budget_spent:
             run = self.ask()
             if run is None:
-                self.budget_spent = True
+                self._budget_spent = True
             else:
                 self.runs.append(run)
         if run is None:
@@ -89,7 +93,7 @@ class SeedRace:
             if not open_runs:
                 return None
             run = max(open_runs, key=lambda r: (len(r.values) + len(r.in_flight), -r.number))
-            if run.baseline or not run.values or not ask_pruner(self.study, run, self.on_trial_done):
+            if run.baseline or not run.values or not self._settle(run, pruner_outcome(run)):
                 return run
 
     def _waits_for_reference(self, run: TrialRun) -> bool:
@@ -99,7 +103,7 @@ class SeedRace:
 
     def _has_reference(self) -> bool:
         """Whether the study holds a complete trial (looked up at most every few seconds: other workers')."""
-        if self._reference or any(r.state == "COMPLETE" for r in self.runs):
+        if self._reference or any(r.state == TrialState.COMPLETE for r in self.runs):
             self._reference = True
         elif time.monotonic() - self._reference_checked > REFERENCE_POLL_S:
             self._reference_checked = time.monotonic()
@@ -110,10 +114,19 @@ class SeedRace:
         """Record the episode; stop the seed once its trial is over or its value can no longer change."""
         self.check_stop()
         run, seed = item.tag
-        if run.state != "RUNNING":
+        if run.state != TrialState.RUNNING:
             return False
         return run.curves[seed].record(stats, run.config)
 
     def on_done(self, item: WorkItem, result: TrainResult) -> None:
         run, seed = item.tag
-        seed_finished(self.study, run, seed, self.on_trial_done)
+        self._settle(run, seed_finished(run, seed))
+
+    def _settle(self, run: TrialRun, outcome: TrialState | None) -> bool:
+        """Dispatch a trial's outcome, from its last seed or the pruner: tell it, then hand the run to the trial
+        log. False when the trial goes on."""
+        if outcome is None:
+            return False
+        conclude(self.study, run, outcome)
+        self.on_trial_done(run)
+        return True

@@ -123,9 +123,11 @@ class StudyTracker:
         searched: Sequence[str] = (),
         *,
         sweeping: bool = False,
+        sync_hint: str | None = None,
     ) -> None:
         """`sweeping`: this process runs trials, so the study's parent run is (re)opened as RUNNING and tagged;
-        every other user (replay, repair, sync) leaves the parent run in the status it had."""
+        every other user (replay, repair, sync) leaves the parent run in the status it had. `sync_hint`: the
+        `dqn-sweep sync` command the outage warning prints (a sweep's names its Optuna storage too)."""
         from mlflow.tracking import MlflowClient
 
         quiet_mlflow_logs()
@@ -133,7 +135,7 @@ class StudyTracker:
         self.seconds: dict[str, float] = {"setup": 0.0, "trials": 0.0, "best": 0.0, "verdict": 0.0}
         self.uri = uri
         self.study_name = study_name
-        self.sync_hint = f"dqn-sweep sync --study-name {study_name} --tracking-uri {uri}"  # `run` adds --storage
+        self.sync_hint = sync_hint or f"dqn-sweep sync --study-name {study_name} --tracking-uri {uri}"
         self.failed_calls = 0
         self._down_until = 0.0
         with self._timed("setup"):
@@ -278,6 +280,18 @@ class StudyTracker:
             for name, write in files.items():
                 write(Path(folder) / name)
             self.client.log_artifacts(run_id, folder)  # one call for all: a trial logs two files
+
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        return self.client.get_run(run_id).data.tags.get(key)
+
+    def tag_run(self, run_id: str, key: str, value: str) -> None:
+        self.client.set_tag(run_id, key, value)
+
+    def download_artifact(self, run_id: str, name: str, folder: Path) -> Path | None:
+        """The run's top-level artifact `name`, downloaded into `folder`; None when the run has no such file."""
+        if name not in {a.path for a in self.client.list_artifacts(run_id)}:
+            return None
+        return Path(self.client.download_artifacts(run_id, name, str(folder)))
 
     def finish_trial(self, run_id: str, state: str, *, tagged: bool = False) -> None:
         """End the run with the trial's state (`tagged`: the state tag went with the last `log_curves`)."""

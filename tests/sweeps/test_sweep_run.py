@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 
 from dqn_core.config import TrainConfig
 from sweeps.cli import main
-from sweeps.run.worker import retrain_agent
+from sweeps.run.replay import retrain_agent
 from sweeps.stores.locations import open_optuna_storage
 
 SEARCHED = ("gamma", "epsilon_decay_rate", "batch_size", "warmup", "learning_rate")

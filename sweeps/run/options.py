@@ -1,0 +1,88 @@
+"""What one process runs: the study's settings (`StudyOptions`) and where and how this process runs them, checked
+when built, so that everything after it may assume good input."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from dqn_core.errors import ConfigError
+from sweeps.stores.locations import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from sweeps.stores.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded, check_study_name
+from sweeps.study.schema import ATTR_DEFINITION, ATTR_OPTIONS, StudyOptions
+from sweeps.study.space import SweepFile, sweep_from_mapping
+from sweeps.study.warmstart import QueuedConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepOptions:
+    """One process's sweep: the study's settings (`StudyOptions`) and where and how this process runs it."""
+
+    sweep: SweepFile
+    study_name: str
+    study: StudyOptions
+    storage: str
+    tracking_uri: str
+    progress: bool = True
+    command_line: str = ""
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = GRACE_PERIOD
+    join_only: bool = False  # `worker`: never create the study
+    verdict: bool = True  # `run` ends with the verdict (winner vs book on unseen seeds); `worker` never does
+    timeout_s: float | None = None  # no new trial is asked after this; running trials finish
+    queued: tuple[QueuedConfig, ...] = ()  # warm start: configurations to try first (`warmstart.py`)
+
+    def __post_init__(self) -> None:
+        bounded("heartbeat-interval", self.heartbeat_interval, 1, HEARTBEAT_MAX_S)
+        bounded("grace-period", self.grace_period, 1, GRACE_PERIOD_MAX_S)
+        if self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
+            )
+        if self.timeout_s is not None and not 0 < self.timeout_s < math.inf:
+            raise ConfigError(f"--timeout must be a positive number of minutes, got {self.timeout_s / 60:g}")
+        if self.join_only:  # an existing study keeps the name it has
+            if not self.study_name.strip():
+                raise ConfigError("study name must not be empty")
+        else:
+            check_study_name(self.study_name)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.study.seeds
+
+
+def worker_options(study: optuna.Study, *, storage: str, tracking_uri: str, **overrides: Any) -> SweepOptions:
+    """Options for a process joining `study`: the sweep and settings the study recorded, then `overrides` (the
+    study options among them; None leaves a setting as recorded)."""
+    definition = study.user_attrs.get(ATTR_DEFINITION)
+    if definition is None:
+        raise ConfigError(
+            f"study '{study.study_name}' does not record its sweep (made by an older dqn-sweep); "
+            "join it with `dqn-sweep run --config SWEEP.yaml` instead"
+        )
+    sweep = sweep_from_mapping(definition, source=f"study '{study.study_name}'")
+    recorded = study.user_attrs.get(ATTR_OPTIONS, {})
+    if "max_seeds" not in recorded:
+        raise ConfigError(
+            f"study '{study.study_name}' was made before seeds were raced (it records no max_seeds); "
+            "start a new study for this version of dqn-sweep"
+        )
+    study_fields = {k: v for k, v in overrides.items() if k in recorded}
+    study_options = StudyOptions.from_mapping(recorded, source=f"study '{study.study_name}'").replace(
+        as_flags=True, **study_fields
+    )
+    rest = {k: v for k, v in overrides.items() if k not in recorded and v is not None}
+    return SweepOptions(
+        sweep=sweep,
+        study_name=study.study_name,
+        study=study_options,
+        storage=storage,
+        tracking_uri=tracking_uri,
+        join_only=True,
+        verdict=False,
+        **rest,
+    )
