@@ -59,8 +59,8 @@ def write_replay(
         )
         if log_agent:
             files[f"agent_seed{seed}.npz"] = agent.save
-        tracker.log_files(run_id, files, purpose="best")
-        tracker.tag_run(run_id, TAG_AGENT_LOGGED, "true")
+        tracker.trials.log_files(run_id, files, purpose="best")
+        tracker.trials.tag(run_id, TAG_AGENT_LOGGED, "true")
     return out, steps, note
 
 
@@ -74,7 +74,7 @@ def log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
         return [f"best trial {best.number} has no MLflow run (tracking was down); its agent was not logged"]
 
     def log() -> list[str]:
-        if tracker.run_tag(run_id, TAG_AGENT_LOGGED) == "true":
+        if tracker.trials.tag_value(run_id, TAG_AGENT_LOGGED) == "true":
             return []
         with tempfile.TemporaryDirectory() as folder:
             _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
@@ -95,14 +95,14 @@ def _log_learning_curve(
 ) -> None:
     """The best trial's learning-curve PNG, drawn from its curves.csv (one picture per sweep: drawing one per trial
     cost ~0.12 s each, most of the tracking budget; every complete trial charts `steps_median` in MLflow)."""
-    curves = tracker.download_artifact(run_id, CURVES_FILE, folder)
+    curves = tracker.trials.download(run_id, CURVES_FILE, folder)
     if curves is None:
         return
     steps = artifacts.read_curve_steps(curves)
     config = trial_config(study, best)
     threshold = config.success_threshold if config.env.return_is_length else None
     title = f"{study.study_name} best trial {best.number}"
-    tracker.log_files(
+    tracker.trials.log_files(
         run_id,
         {"learning_curve.png": lambda p: artifacts.write_learning_curve(p, steps, threshold=threshold, title=title)},
         purpose="best",

@@ -18,10 +18,10 @@ from sweeps.run.options import SweepOptions
 from sweeps.run.session import finished_count
 from sweeps.study.existing import best_trial
 from sweeps.study.objective import TrialRun
-from sweeps.study.schema import CURVES_FILE
+from sweeps.study.schema import CURVES_FILE, TRIAL_RUN_ID, TRIAL_TRACKING_TAGS
 from sweeps.tracking import artifacts
 from sweeps.tracking.live_metrics import LiveProgress
-from sweeps.tracking.tags import TAG_STATE
+from sweeps.tracking.tags import TAG_PRUNER, TAG_SAMPLER, TAG_STATE, TAG_STUDY
 from sweeps.tracking.tracker import StudyTracker, summary_metrics
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -41,6 +41,25 @@ class TrialLog:
         self.seed_runs = 0
         self.env_steps = 0
         self.seeds_per_trial: dict[int, int] = {}
+
+    def open_run(self, run: TrialRun) -> None:
+        """The trial's MLflow run, RUNNING from its start (none while tracking is down: `sync` makes it later)."""
+        settings, trial, tracker = self.options.study, run.trial, self.tracker
+        tags = {TAG_SAMPLER: settings.sampler, TAG_PRUNER: settings.pruner}
+        trial.set_user_attr(TRIAL_TRACKING_TAGS, tags)
+        searched = [p.name for p in self.options.sweep.space]
+        run.run_id = tracker.attempt(
+            f"starting trial {trial.number}",
+            lambda: tracker.trials.start(
+                trial.number,
+                run.config.to_dict(),
+                searched,
+                self.options.seeds,
+                tags={TAG_STUDY: self.options.study_name, **tags},
+            ),
+        )
+        if run.run_id is not None:
+            trial.set_user_attr(TRIAL_RUN_ID, run.run_id)
 
     def seed_done(self, run: TrialRun, seed: int, result: TrainResult) -> None:
         self.seed_runs += 1
@@ -83,7 +102,7 @@ def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, stat
     try:
         _log_trial_run(tracker, run, options, status_override)
     except Exception:
-        tracker.abandon_trial(run.run_id)
+        tracker.trials.abandon(run.run_id)
         raise
 
 
@@ -106,13 +125,13 @@ def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, 
         },
     )
     state = status_override or run.state.name
-    tracker.log_curves(run.run_id, curves, summary, tags={TAG_STATE: state})
+    tracker.trials.log_curves(run.run_id, curves, summary, tags={TAG_STATE: state})
     files: dict[str, Callable[[Path], Any]] = {
         "config.yaml": lambda p: artifacts.write_config_yaml(p, run.config.to_dict(), sorted(run.values)),
         CURVES_FILE: lambda p: artifacts.write_curves_csv(p, run.curves),
     }
-    tracker.log_files(run.run_id, files)
-    tracker.finish_trial(run.run_id, state, tagged=True)
+    tracker.trials.log_files(run.run_id, files)
+    tracker.trials.finish(run.run_id, state, tagged=True)
 
 
 def median_curve(per_seed: list[list[int]]) -> list[float]:

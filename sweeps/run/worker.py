@@ -30,8 +30,7 @@ from sweeps.stores.heartbeats import Heartbeats, fail_stale_trials
 from sweeps.stores.optuna_adapter import grid_points_started, trial_id
 from sweeps.study.objective import TrialRun, fail_unfinished
 from sweeps.study.race import SeedRace
-from sweeps.study.schema import BOOK, TRIAL_BASELINE, TRIAL_FAIL_REASON, TRIAL_RUN_ID, TRIAL_TRACKING_TAGS, TRIAL_WORKER
-from sweeps.tracking.tags import TAG_PRUNER, TAG_SAMPLER, TAG_STUDY
+from sweeps.study.schema import BOOK, TRIAL_BASELINE, TRIAL_FAIL_REASON, TRIAL_WORKER
 
 IDLE_POLL_S = 5.0  # a worker with nothing to ask (the rest is running elsewhere) looks again this often
 
@@ -157,10 +156,9 @@ class SweepWorker:
 
     def _prepare(self, trial: optuna.Trial) -> TrialRun | None:
         """Sample the trial's parameters and open its MLflow run (when tracking is up); an invalid sample FAILs."""
-        options, tracker = self.options, self.tracker
-        params = {spec.name: spec.suggest(trial) for spec in options.sweep.space}
+        params = {spec.name: spec.suggest(trial) for spec in self.options.sweep.space}
         try:
-            config = options.sweep.config_for(params)
+            config = self.options.sweep.config_for(params)
         except ConfigError as exc:
             trial.set_user_attr(TRIAL_FAIL_REASON, str(exc))
             self.study.tell(trial, state=TrialState.FAIL)
@@ -169,17 +167,7 @@ class SweepWorker:
         baseline = trial.user_attrs.get(TRIAL_BASELINE) == BOOK
         run = TrialRun(trial=trial, config=config, max_seeds=self.settings.max_seeds, baseline=baseline)
         trial.set_user_attr(TRIAL_WORKER, worker_name())
-        tags = {TAG_SAMPLER: self.settings.sampler, TAG_PRUNER: self.settings.pruner}
-        trial.set_user_attr(TRIAL_TRACKING_TAGS, tags)
-        searched = [p.name for p in options.sweep.space]
-        run.run_id = tracker.attempt(
-            f"starting trial {trial.number}",
-            lambda: tracker.start_trial(
-                trial.number, config.to_dict(), searched, options.seeds, tags={TAG_STUDY: options.study_name, **tags}
-            ),
-        )
-        if run.run_id is not None:
-            trial.set_user_attr(TRIAL_RUN_ID, run.run_id)
+        self.log.open_run(run)
         return run
 
 

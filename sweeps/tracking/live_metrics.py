@@ -52,7 +52,7 @@ class LiveProgress:
     def _flush_run(self, run_id: str) -> None:
         metrics = self.pending.pop(run_id, None)
         if metrics:
-            self.tracker.attempt("live metrics", lambda: self.tracker.log_metrics(run_id, metrics))
+            self.tracker.attempt("live metrics", lambda: self.tracker.trials.log_metrics(run_id, metrics))
 
     def study_progress(self, *, step: int, complete: int, pruned: int, best: float | None) -> None:
         from mlflow.entities import Metric
@@ -64,4 +64,6 @@ class LiveProgress:
         ]
         if best is not None:
             metrics.append(Metric("best_value", float(best), now, step))
-        self.tracker.attempt("study progress", lambda: self.tracker.log_metrics(self.tracker.parent_run_id, metrics))
+        self.tracker.attempt(
+            "study progress", lambda: self.tracker.trials.log_metrics(self.tracker.parent_run_id, metrics)
+        )

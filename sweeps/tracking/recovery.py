@@ -59,7 +59,7 @@ def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bo
     fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
     done = Reconciled(failed_stale=[t.number for t in trials if t.state == TrialState.FAIL and t.number not in before])
-    runs = tracker.trial_runs()
+    runs = tracker.trials.by_number()
     for trial in trials:
         if not trial.state.is_finished():
             continue
@@ -71,11 +71,11 @@ def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bo
             continue
         if "seeds" not in run.data.params:  # created just before an outage, its params never arrived
             seeds = study.user_attrs[ATTR_SEEDS]
-            tracker.log_trial_params(run.info.run_id, trial_config(study, trial).to_dict(), list(trial.params), seeds)
+            tracker.trials.log_params(run.info.run_id, trial_config(study, trial).to_dict(), list(trial.params), seeds)
         if run.info.status == "RUNNING":
             if trial.state in FINISHED and "episodes_to_solve" not in run.data.metrics:
-                tracker.log_curves(run.info.run_id, {}, _summary(trial))
-            tracker.finish_trial(run.info.run_id, trial.state.name)
+                tracker.trials.log_curves(run.info.run_id, {}, _summary(trial))
+            tracker.trials.finish(run.info.run_id, trial.state.name)
             done.closed.append(trial.number)
     return done
 
@@ -98,8 +98,8 @@ def _create_run(study: optuna.Study, tracker: StudyTracker, trial: FrozenTrial) 
     config = trial_config(study, trial)
     seeds = study.user_attrs[ATTR_SEEDS]
     tags = {TAG_STUDY: study.study_name, TAG_SYNCED: "true", **trial.user_attrs.get(TRIAL_TRACKING_TAGS, {})}
-    run_id = tracker.start_trial(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)
-    tracker.log_curves(run_id, {}, _summary(trial))
-    tracker.log_files(run_id, {"config.yaml": lambda p: artifacts.write_config_yaml(p, config.to_dict(), seeds)})
-    tracker.finish_trial(run_id, trial.state.name)
+    run_id = tracker.trials.start(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)
+    tracker.trials.log_curves(run_id, {}, _summary(trial))
+    tracker.trials.log_files(run_id, {"config.yaml": lambda p: artifacts.write_config_yaml(p, config.to_dict(), seeds)})
+    tracker.trials.finish(run_id, trial.state.name)
     return run_id

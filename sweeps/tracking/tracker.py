@@ -12,42 +12,32 @@ gets every trial, the failure becomes one warning line, calls are skipped for `O
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import ARTIFACT_FOLDER, first_line, redact, sqlite_path
 from sweeps.tracking.tags import (
-    PARENT_TAG,
     TAG_ROLE,
-    TAG_SEARCHED,
     TAG_STATE,
     TAG_STUDY,
-    TAG_TRIAL,
 )
+from sweeps.tracking.trial_runs import TrialRuns
 
 T = TypeVar("T")
 
-
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
 
 # A saved view of the MLflow UI's runs table (the UI's "Views -> Share" stores these as experiment tags):
 # trials only, flat (sorting by anything but start time un-nests child runs), best first, searched params shown.
 TRIALS_VIEW_KEY = "trials"
 SHARED_VIEW_TAG = "mlflow.sharedViewState."
-
-# Optuna trial state -> MLflow run status
-RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED", "KILLED": "KILLED"}
 
 OUTAGE_BACKOFF_S = 30.0  # after a failed call, skip tracking for this long instead of paying retries per call
 # MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) stall a sweep for minutes per call when
@@ -150,6 +140,7 @@ class StudyTracker:
                     )
                 )
                 self.parent_run_id = self._find_or_create_parent(study_name, dict(tags), reopen=sweeping)
+                self.trials = TrialRuns(self.client, self.experiment_id, self.parent_run_id, self._timed)
                 if searched:  # readers (replay, analysis) pass none and leave the view as the sweep set it
                     self.client.set_experiment_tag(
                         self.experiment_id, SHARED_VIEW_TAG + TRIALS_VIEW_KEY, trials_view_state(searched)
@@ -209,105 +200,6 @@ class StudyTracker:
             self.client.set_terminated(run.info.run_id, status="FINISHED")
         return run.info.run_id
 
-    def start_trial(
-        self, number: int, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int], tags: Mapping
-    ) -> str:
-        """A RUNNING nested run holding every trainer parameter and the seeds."""
-        with self._timed():
-            run = self.client.create_run(
-                self.experiment_id,
-                run_name=f"trial-{number:04d}",
-                tags={
-                    **tags,
-                    PARENT_TAG: self.parent_run_id,
-                    TAG_ROLE: "trial",
-                    TAG_TRIAL: str(number),
-                    TAG_STATE: "RUNNING",
-                    TAG_SEARCHED: ",".join(searched),
-                },
-            )
-            self.log_trial_params(run.info.run_id, params, searched, seeds)
-            return run.info.run_id
-
-    def log_trial_params(
-        self, run_id: str, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int]
-    ) -> None:
-        """Every trainer parameter and the seeds as params; the searched ones also as `searched.<name>` tags."""
-        from mlflow.entities import Param, RunTag
-
-        values = {**{k: _param_text(v) for k, v in params.items()}, "seeds": ",".join(map(str, seeds))}
-        with self._timed():
-            self.client.log_batch(
-                run_id,
-                params=[Param(k, v) for k, v in values.items()],
-                tags=[RunTag(f"searched.{name}", _param_text(params[name])) for name in searched],
-            )
-
-    def log_curves(
-        self,
-        run_id: str,
-        curves: Mapping[str, Sequence[float]],
-        summary: Mapping[str, float],
-        tags: Mapping[str, str] | None = None,
-    ) -> None:
-        """`curves` name -> per-episode values (logged with step = episode, 1-based); `summary` at step 0; `tags`
-        with the first batch (one call fewer per trial)."""
-        from mlflow.entities import Metric, RunTag
-
-        now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, 0) for k, v in summary.items() if v is not None and math.isfinite(v)]
-        for name, values in curves.items():
-            metrics.extend(
-                Metric(name, float(v), now, episode)
-                for episode, v in enumerate(values, start=1)
-                if v is not None and math.isfinite(v)
-            )
-        run_tags = [RunTag(k, v) for k, v in (tags or {}).items()]
-        with self._timed():
-            for start in range(0, max(len(metrics), 1), MAX_METRICS_PER_BATCH):
-                batch = metrics[start : start + MAX_METRICS_PER_BATCH]
-                self.client.log_batch(run_id, metrics=batch, tags=run_tags if start == 0 else [])
-
-    def log_metrics(self, run_id: str, metrics: Sequence[Any]) -> None:
-        """`mlflow.entities.Metric`s as they are (their own steps and timestamps), in as few calls as MLflow allows."""
-        with self._timed():
-            for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-                self.client.log_batch(run_id, metrics=list(metrics[start : start + MAX_METRICS_PER_BATCH]))
-
-    def log_files(self, run_id: str, files: Mapping[str, Any], purpose: str = "trials") -> None:
-        """`files` maps a file name to a writer(path) -> None; written to a temp dir, then logged."""
-        with tempfile.TemporaryDirectory() as folder, self._timed(purpose):
-            for name, write in files.items():
-                write(Path(folder) / name)
-            self.client.log_artifacts(run_id, folder)  # one call for all: a trial logs two files
-
-    def run_tag(self, run_id: str, key: str) -> str | None:
-        return self.client.get_run(run_id).data.tags.get(key)
-
-    def tag_run(self, run_id: str, key: str, value: str) -> None:
-        self.client.set_tag(run_id, key, value)
-
-    def download_artifact(self, run_id: str, name: str, folder: Path) -> Path | None:
-        """The run's top-level artifact `name`, downloaded into `folder`; None when the run has no such file."""
-        if name not in {a.path for a in self.client.list_artifacts(run_id)}:
-            return None
-        return Path(self.client.download_artifacts(run_id, name, str(folder)))
-
-    def finish_trial(self, run_id: str, state: str, *, tagged: bool = False) -> None:
-        """End the run with the trial's state (`tagged`: the state tag went with the last `log_curves`)."""
-        with self._timed():
-            if not tagged:
-                self.client.set_tag(run_id, TAG_STATE, state)
-            self.client.set_terminated(run_id, status=RUN_STATUS[state])
-
-    def abandon_trial(self, run_id: str) -> None:
-        """Close a trial's run as FAILED after a tracking error in the middle of logging it, so that no run stays
-        RUNNING; best effort (the store may be what failed), the caller has already warned once."""
-        with contextlib.suppress(Exception):
-            self.client.set_tag(run_id, TAG_STATE, "TRACKING_ERROR")
-        with contextlib.suppress(Exception):
-            self.client.set_terminated(run_id, status="FAILED")
-
     def log_study_result(self, tags: Mapping[str, str], metrics: Mapping[str, float]) -> None:
         """Tags and step-0 metrics on the study's parent run (the verdict)."""
         from mlflow.entities import Metric, RunTag
@@ -323,22 +215,6 @@ class StudyTracker:
     def finish_study(self, status: str = "FINISHED") -> None:
         with self._timed("setup"):
             self.client.set_terminated(self.parent_run_id, status=status)
-
-    def trial_runs(self) -> dict[int, Any]:
-        """Trial number -> MLflow Run, for the runs this study has logged (paged: no limit on the count)."""
-        runs: dict[int, Any] = {}
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string=f"tags.`{TAG_ROLE}` = 'trial'",
-                max_results=1000,
-                page_token=token,
-            )
-            runs.update({int(r.data.tags[TAG_TRIAL]): r for r in page if TAG_TRIAL in r.data.tags})
-            token = page.token
-            if not token:
-                return runs
 
 
 def artifact_location(uri: str, study_name: str) -> str | None:
@@ -372,9 +248,3 @@ def trials_view_state(searched: Sequence[str]) -> str:
 
 def trials_view_path(experiment_id: str) -> str:
     return f"#/experiments/{experiment_id}/runs?viewStateShareKey={TRIALS_VIEW_KEY}"
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value))
-    return str(value)
