@@ -1,0 +1,2 @@
+"""dqn-sweep's sweep tool, in five rooms: `study` (what a study is), `stores` (where it lives), `tracking` (its MLflow
+side), `run` (running a sweep) and `cli` (the command line). Imports go cli -> run -> tracking/study -> stores."""
