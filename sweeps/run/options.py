@@ -11,7 +11,7 @@ import optuna
 
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import GRACE_PERIOD, HEARTBEAT_INTERVAL
-from sweeps.stores.preflight import GRACE_PERIOD_MAX_S, HEARTBEAT_MAX_S, bounded, check_study_name
+from sweeps.stores.preflight import check_liveness, check_study_name
 from sweeps.study.schema import ATTR_DEFINITION, ATTR_OPTIONS, StudyOptions
 from sweeps.study.space import SweepFile, sweep_from_mapping
 from sweeps.study.warmstart import QueuedConfig
@@ -36,12 +36,7 @@ class SweepOptions:
     queued: tuple[QueuedConfig, ...] = ()  # warm start: configurations to try first (`warmstart.py`)
 
     def __post_init__(self) -> None:
-        bounded("heartbeat-interval", self.heartbeat_interval, 1, HEARTBEAT_MAX_S)
-        bounded("grace-period", self.grace_period, 1, GRACE_PERIOD_MAX_S)
-        if self.grace_period <= self.heartbeat_interval:
-            raise ConfigError(
-                f"grace-period ({self.grace_period} s) must exceed heartbeat-interval ({self.heartbeat_interval} s)"
-            )
+        check_liveness(self.heartbeat_interval, self.grace_period)
         if self.timeout_s is not None and not 0 < self.timeout_s < math.inf:
             raise ConfigError(f"--timeout must be a positive number of minutes, got {self.timeout_s / 60:g}")
         if self.join_only:  # an existing study keeps the name it has

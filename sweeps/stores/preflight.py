@@ -35,8 +35,8 @@ STUDY_NAME_MAX = 100
 
 # Documented maxima (README "Bounds"): far above any sensible sweep, low enough that nothing overflows or
 # allocates without limit (a billion seeds made `create_study` run out of memory half-way).
-SEED_MAX = 2**32 - 1  # NumPy and TensorFlow seeds are 32-bit
-# (The study options' bounds live with them: `sweeps.study.schema.StudyOptions`.)
+# (Seeds are bounded by `dqn_core.shape.SEED_LIMIT`; the study options' bounds live with them:
+# `sweeps.study.schema.StudyOptions`.)
 HEARTBEAT_MAX_S = 3_600
 GRACE_PERIOD_MAX_S = 7 * 24 * 3_600
 TOP_MAX = 1_000
@@ -44,14 +44,26 @@ HOLDOUT_SEEDS_MAX = 1_000
 
 
 def bounded(option: str, value: int | None, low: int, high: int) -> int | None:
-    """`value` if it lies in [low, high] (None passes: the option was not given), else a one-line ConfigError."""
+    """`value` if it lies in [low, high] (None passes: the option was not given), else a one-line ConfigError:
+    "must be >= LOW" below the range, "must be in [LOW, HIGH]" above it."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{option} must be an integer, got {value!r}")
-    if not low <= value <= high:
+    if value < low:
+        raise ConfigError(f"{option} must be >= {low}, got {value}")
+    if value > high:
         raise ConfigError(f"{option} must be in [{low}, {high}], got {value}")
     return value
+
+
+def check_liveness(heartbeat_interval: int, grace_period: int) -> None:
+    """--heartbeat-interval and --grace-period: each in range, and a running trial gets at least one heartbeat
+    before it counts as dead. The one check for `run` and `worker` (through `SweepOptions`), `repair` and `sync`."""
+    bounded("--heartbeat-interval", heartbeat_interval, 1, HEARTBEAT_MAX_S)
+    bounded("--grace-period", grace_period, 1, GRACE_PERIOD_MAX_S)
+    if grace_period <= heartbeat_interval:
+        raise ConfigError(f"--grace-period ({grace_period}) must exceed --heartbeat-interval ({heartbeat_interval})")
 
 
 def check_study_name(name: str) -> str:

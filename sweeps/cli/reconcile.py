@@ -1,0 +1,76 @@
+"""`dqn-sweep repair` and `dqn-sweep sync`: bring the two stores back in line after workers died or the tracking
+store was down. One handler: `sync` is everything `repair` does, and more."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sweeps.cli.common import (
+    Commands,
+    UsageError,
+    add_liveness_options,
+    add_store_options,
+    add_study_name,
+    join_study,
+)
+
+COMMANDS = (
+    (
+        "repair",
+        "fail the trials of dead workers (they are retried) and close the MLflow runs they left RUNNING",
+        "Fail RUNNING trials whose heartbeat is older than the grace period (their parameters are queued again) "
+        "and close every MLflow run whose Optuna trial is no longer running, as FAILED or FINISHED. Workers do "
+        "this when they start; run it by hand when none will start again.",
+    ),
+    (
+        "sync",
+        "re-create MLflow runs missing after a tracking outage, from the Optuna storage",
+        "Everything `repair` does, then re-create the MLflow run of every finished trial that has none, with "
+        "its parameters, tags, value and per-seed results (per-episode curves exist only during a trial, so "
+        "re-created runs have none).",
+    ),
+)
+
+
+def add_parser(commands: Commands) -> None:
+    """Registers both `repair` and `sync`."""
+    for name, help_text, description in COMMANDS:
+        command = commands.add_parser(name, help=help_text, description=description)
+        add_study_name(command, "study (optional if only one)")
+        add_store_options(command)
+        add_liveness_options(command)
+        command.set_defaults(handler=handle)
+        if name == "repair":
+            command.add_argument(
+                "--journal",
+                metavar="PATH",
+                help="only repair this Optuna journal file: keep a backup, then cut off a partial last line left by "
+                "a crash or a full disk (stop its workers first); touches no study and no MLflow run",
+            )
+
+
+def handle(args: argparse.Namespace) -> int:
+    from sweeps.tracking.recovery import repair, sync
+    from sweeps.tracking.tracker import StudyTracker
+
+    if getattr(args, "journal", None):
+        if args.study_name or args.storage or args.tracking_uri:
+            raise UsageError("dqn-sweep repair: --journal repairs the file alone; give no study or store options")
+        return _repair_journal(Path(args.journal))
+    study, uri = join_study(args)
+    tracker = StudyTracker(uri, study.study_name, tags={})
+    done = (sync if args.command == "sync" else repair)(study, tracker)
+    print(f"study '{study.study_name}': {done.describe()}")
+    return 0
+
+
+def _repair_journal(path: Path) -> int:
+    from sweeps.stores.journal import repair_journal
+
+    backup, cut = repair_journal(path)
+    if backup is None:
+        print(f"Optuna journal {path} ends cleanly; nothing to repair")
+    else:
+        print(f"Optuna journal {path}: cut a partial last line of {cut} bytes; the full file was kept as {backup}")
+    return 0
