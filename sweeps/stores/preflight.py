@@ -26,7 +26,7 @@ from sweeps.stores.locations import (
     sqlite_tables,
 )
 from sweeps.stores.redaction import redact
-from sweeps.tracking.tracker import probe_tracking
+from sweeps.stores.tracking_store import probe_tracking
 
 # Study names become MLflow experiment names, search-filter literals, artifact folders and lock keys, so they are
 # kept to characters that are safe in all of them, and short enough for any file system (255 bytes per name).

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import first_line, redact
+from sweeps.stores.tracking_store import bounded_http_retries, quiet_mlflow_logs
 from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY
-from sweeps.tracking.tracker import bounded_http_retries, quiet_mlflow_logs
 
 
 def log_report(tracking_uri: str, study_name: str, path: Path) -> str | None:

@@ -1,0 +1,54 @@
+"""The MLflow tracking store seen as a store: how this tool's MLflow client is set up (bounded HTTP retries, quiet
+logs) and the read-only probe every command runs before its first write."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from dqn_core.errors import ConfigError
+from sweeps.stores.locations import first_line, redact
+
+# MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) stall a sweep for minutes per call when
+# the server is down; these bound one call to a few seconds. Closing a run on a server also prints its URL to
+# stdout, once per trial. Set the variables yourself to override them.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+def bounded_http_retries() -> None:
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # one warning line per outage, not one per retry
+
+
+def quiet_mlflow_logs() -> None:
+    """MLflow's INFO lines off (importing mlflow resets its level), and its SQL store's ERROR log with a full
+    traceback too: every failure of a tracking call already reaches the user as one line (`attempt`)."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a download bar per best-trial CSV
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
+
+def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
+    """Reads only, before anything is written anywhere: an unreachable or unusable store, or the study's experiment
+    in MLflow's trash (creating runs in it fails half-way), is a one-line error."""
+    from mlflow.tracking import MlflowClient
+
+    bounded_http_retries()
+    quiet_mlflow_logs()
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+        experiment = client.get_experiment_by_name(study_name) if study_name else None
+    except Exception as exc:
+        raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
+    if experiment is not None and experiment.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"MLflow experiment '{study_name}' (id {experiment.experiment_id}) is deleted; restore it with "
+            f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` or use another --study-name"
+        )
