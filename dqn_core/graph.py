@@ -4,7 +4,7 @@ Every agent acts, steps its environment (an in-graph port: `cartpole`, `acrobot`
 transition and takes its gradient steps per tick, exactly as the book's loop does, but all agents at once and
 `ticks` times per call, so the host is visited once per chunk instead of ~65 times per step. Agents that are not
 active are carried along unchanged (masked), never branched on. Everything that may differ between agents is a
-per-agent tensor (`Hyper`); only shapes, the env and two feature switches (the most gradient steps per tick,
+per-agent tensor (`hyper.Hyper`); only shapes, the env and two feature switches (the most gradient steps per tick,
 whether any agent uses Double DQN) are compiled in.
 """
 
@@ -15,35 +15,10 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from dqn_core import acrobot, cartpole, mountaincar, replay, rng, xla
+from dqn_core.hyper import Hyper
 from dqn_core.network import Params, per_agent, q_values
 from dqn_core.quiet_tf import tf
 from dqn_core.update import AdamState, Batch, UpdateHyper, dqn_update
-
-
-class Hyper(NamedTuple):
-    """Per-agent [K] settings, constant during training."""
-
-    key: tf.Tensor  # uint32
-    gamma: tf.Tensor
-    learning_rate: tf.Tensor
-    epsilon_start: tf.Tensor
-    epsilon_stop: tf.Tensor
-    epsilon_decay_rate: tf.Tensor
-    batch_size: tf.Tensor  # int32 from here on
-    epsilon_decay_steps: tf.Tensor
-    warmup: tf.Tensor
-    memory_size: tf.Tensor
-    target_refresh_episodes: tf.Tensor
-    target_refresh_steps: tf.Tensor  # 0: refresh by episodes
-    updates_per_step: tf.Tensor
-    max_episodes: tf.Tensor
-    success_threshold: tf.Tensor
-    successes_to_solve: tf.Tensor
-    env_reward: tf.Tensor  # bool
-    bootstrap_truncation: tf.Tensor  # bool
-    linear_epsilon: tf.Tensor  # bool
-    double_dqn: tf.Tensor  # bool
-    trainable: tf.Tensor  # [K, layers] bool
 
 
 class State(NamedTuple):

@@ -21,6 +21,7 @@ import numpy as np
 
 from dqn_core import graph, rng, xla
 from dqn_core.envs import HOST_SIMULATOR, EnvSpec, make_env
+from dqn_core.hyper import Hyper
 from dqn_core.quiet_tf import tf
 
 HOST = HOST_SIMULATOR
@@ -32,7 +33,7 @@ _ACTED = ("target", "physics", "episode_return", "episode_step", "total_step", "
 the replay buffers, params and optimizer state out of it on every step)."""
 
 
-def _act(state: graph.State, h: graph.Hyper, reset_obs: tf.Tensor, features: graph.Features):
+def _act(state: graph.State, h: Hyper, reset_obs: tf.Tensor, features: graph.Features):
     graph.TRACES["host_act"] = graph.TRACES.get("host_act", 0) + 1
     started, epsilon, obs, action = graph.act(state, h, features, reset_obs, tf.identity)
     return {name: getattr(started, name) for name in _ACTED}, epsilon, obs, action
@@ -40,7 +41,7 @@ def _act(state: graph.State, h: graph.Hyper, reset_obs: tf.Tensor, features: gra
 
 def _learn(
     started: graph.State,
-    h: graph.Hyper,
+    h: Hyper,
     epsilon: tf.Tensor,
     obs: tf.Tensor,
     action: tf.Tensor,
@@ -134,14 +135,14 @@ class HostEnvs:
             self.obs[starting] = port_obs[starting].astype(np.float64)
 
     def run(
-        self, state: graph.State, h: graph.Hyper, key: np.ndarray, ticks: int, features: graph.Features
+        self, state: graph.State, h: Hyper, key: np.ndarray, ticks: int, features: graph.Features
     ) -> tuple[graph.State, graph.Events, int]:
         """Up to `ticks` env steps of every slot (fewer once no agent is active), as `graph.run_ticks` does in
         the graph; events come back as [ticks, K] NumPy arrays."""
         size = self.obs.shape[0]
         rows = {name: [] for name in graph.Events._fields}
-        # Each call binds the programs for this population's argument signature once: tf.function matches every
-        # call's ~70 tensors against its traces (~0.4 ms a call), and a host-stepped tick makes two such calls.
+        # Each call binds the programs for this population's argument signature once: tf.function would match every
+        # call's ~70 tensors against its traces, and a host-stepped tick makes two such calls.
         act = host_act.get_concrete_function(state, h, tf.constant(self.obs), features)
         learn = None  # bound at the first step, from that step's arguments
         t = 0

@@ -130,8 +130,8 @@ def _ordered_products_sum(a: tf.Tensor, b: tf.Tensor, axis: int) -> tf.Tensor:
     hold the size-one axes to broadcast.
 
     One Unpack op per operand instead of a StridedSlice (with its three constants) per index: XLA gets the same
-    slices, while the traced graph, which TensorFlow keeps for the whole process with a stack trace per op, is
-    well under half the size (and with it the memory each compiled population size holds)."""
+    slices, while the traced graph, which TensorFlow keeps for the whole process with a stack trace per op, is much
+    smaller (and with it the memory each compiled population size holds)."""
     pairs = zip(tf.unstack(a, axis=axis), tf.unstack(b, axis=axis), strict=True)
     a_0, b_0 = next(pairs)
     total = a_0 * b_0

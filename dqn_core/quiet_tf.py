@@ -4,26 +4,21 @@ TF 2.21 logs oneDNN/CPU-feature notices while loading and at its first op, and i
 it is set from inside Python, so the import and one warm-up op run with file descriptor 2 pointed at /dev/null.
 Python exceptions still propagate (they are printed after stderr is restored).
 
-Large tensors are allocated with the system allocator (`TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`, unless the environment
-sets it). TensorFlow's oneDNN builds otherwise serve every tensor of 4 KB or more from a BFC pool that grows with
-demand and never gives memory back, so a process kept the largest replay buffers it had ever held (30-200 MB a
-population) long after their populations ended. With the system allocator, freed buffers go back to the operating
-system. TensorFlow reads the variable once, at its first allocation, so it only applies when this module imports
-TensorFlow.
+Large tensors come from the system allocator (`TF_ONEDNN_USE_SYSTEM_ALLOCATOR=1`, unless the environment sets
+it): oneDNN builds otherwise serve them from a pool that never gives memory back, so a process kept the largest
+replay buffers it had ever held. TensorFlow reads the variable at its first allocation, so it only applies when
+this module imports TensorFlow.
 
-Keras is not imported with TensorFlow. TF 2.21's `import tensorflow` imports Keras 3 eagerly (to register its
-optimizers for SavedModel loading), and Keras imports scikit-learn, pandas, matplotlib and SciPy wherever they are
-installed (MLflow installs them): measured on 2 cores, 1.3 s of every start-up and 170 MB of resident memory in
-every process that trains, for code the trainer never calls. TensorFlow skips that import when
-`TF_USE_LEGACY_KERAS` names a `tf_keras` package that is not installed, so the variable is set for the import only
-(and only when the caller has not set it and `tf_keras` is absent) and removed again: `tf.keras` and `import keras`
-still work, loading Keras on first use.
+Keras is not imported with TensorFlow: TF 2.21 imports Keras 3 eagerly, which imports scikit-learn, pandas,
+matplotlib and SciPy where installed (MLflow installs them), costing start-up time and memory in every training
+process for code the trainer never calls. TensorFlow skips that import when `TF_USE_LEGACY_KERAS` names a
+`tf_keras` package that is not installed, so the variable is set for the import only (unless the caller set it or
+`tf_keras` is present) and removed again; `tf.keras` and `import keras` still load Keras on first use.
 
 XLA is asked to prefer 512-bit vectors (`--xla_cpu_prefer_vector_width=512` in `XLA_FLAGS`, unless the environment
-already chooses a width). XLA's default, 256, avoids the clock slow-down of AVX-512 on older Intel CPUs; on the
-AMD EPYC machines this project is measured on, the wider vectors made a warm tick of 128 book agents ~8% faster
-(K=64 ~4%, K=32 ~5%) and left every result bit for bit the same. On a CPU without AVX-512 the preference does
-nothing. `XLA_FLAGS=--xla_cpu_prefer_vector_width=256` restores XLA's default.
+already chooses a width): on the AMD EPYC machines this project runs on, warm ticks are faster and every result is
+bit for bit the same; on a CPU without AVX-512 it does nothing. XLA's default, 256 (it avoids AVX-512's clock
+slow-down on older Intel CPUs), is `XLA_FLAGS=--xla_cpu_prefer_vector_width=256`.
 """
 
 from __future__ import annotations

@@ -51,8 +51,7 @@ def empty_replay(n_agents: int, capacity: int, obs_dim: int) -> Replay:
 def as_variables(memory: Replay) -> Replay:
     """The same arrays as `tf.Variable`s, which a compiled call updates in place (`read` at its start, `write` at
     its end: `graph.compiled_in_place`). Passed in and out as tensors, the buffers were held twice during every call
-    (XLA writes its result to a new buffer while the argument is alive): ~180 MB more for 64 agents with 50,000
-    transitions of Acrobot."""
+    (XLA writes its result to a new buffer while the argument is alive)."""
     return Replay(*(tf.Variable(array, trainable=False) for array in memory))
 
 

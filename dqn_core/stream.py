@@ -19,14 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from dqn_core import graph, replay
+from dqn_core import graph, hyper, replay
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from dqn_core.host import HOST, HostEnvs
 from dqn_core.network import init_params, layer_sizes, pad_params, unpad_params
 from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
-from dqn_core.rng import agent_key
 from dqn_core.shape import StreamShape, WorkItem
 from dqn_core.tail import TailRental
 from dqn_core.update import AdamState
@@ -47,9 +46,8 @@ WAIT_PAUSE_S = 0.05
 """How long an idle stream sleeps before asking a source that answered WAIT again."""
 TAIL_SHRINK = 2
 """Once the source is dry and at most half the slots still train, the survivors may move into a population half
-the size (when, see `dqn_core.tail`). Shrinking by 8 instead (64 -> 8 -> 2) saved two thirds of the compilations
-but left the tail running at low occupancy: warm uniform populations measured ~114k agent-steps/s at K=128
-against ~158k when halving (warm `train_population` runs, back to back, 2 cores)."""
+the size (when, see `dqn_core.tail`). A larger factor compiles fewer sizes but leaves the tail running at low
+occupancy, which cost more throughput than the compilations it saved."""
 
 
 class Supply(enum.Enum):
@@ -110,48 +108,6 @@ class _Record:
     wall_time_s: float = 0.0
 
 
-def _hyper_row(item: WorkItem, trainable: list[bool]) -> dict[str, Any]:
-    c = item.config
-    return {
-        "key": agent_key(item.seed),
-        "gamma": c.gamma,
-        "learning_rate": c.learning_rate,
-        "epsilon_start": c.epsilon_start,
-        "epsilon_stop": c.epsilon_stop,
-        "epsilon_decay_rate": c.epsilon_decay_rate,
-        "batch_size": c.batch_size,
-        "epsilon_decay_steps": c.epsilon_decay_steps,
-        "warmup": c.warmup,
-        "memory_size": c.memory_size,
-        "target_refresh_episodes": c.target_refresh_episodes,
-        "target_refresh_steps": c.target_refresh_steps,
-        "updates_per_step": c.updates_per_step,
-        "max_episodes": c.max_episodes,
-        "success_threshold": c.success_threshold,
-        "successes_to_solve": c.successes_to_solve,
-        "env_reward": c.reward_mode == "env",
-        "bootstrap_truncation": c.time_limit == "bootstrap",
-        "linear_epsilon": c.epsilon_schedule == "linear",
-        "double_dqn": c.double_dqn,
-        "trainable": np.array(trainable, bool),
-    }
-
-
-_HYPER_DTYPES = {
-    "key": np.uint32,
-    "gamma": np.float32,
-    "learning_rate": np.float32,
-    "epsilon_start": np.float32,
-    "epsilon_stop": np.float32,
-    "epsilon_decay_rate": np.float32,
-    "env_reward": bool,
-    "bootstrap_truncation": bool,
-    "linear_epsilon": bool,
-    "double_dqn": bool,
-    "trainable": bool,
-}
-
-
 class _Stream:
     """The host side of a stream: which agent sits in which slot, refills, hooks, delivery and the tail."""
 
@@ -170,10 +126,9 @@ class _Stream:
         self.host = HostEnvs(env, size) if simulator == HOST else None
         self.records: list[_Record | None] = [None] * size
         # Empty slots are inactive: their values are never used, only kept valid (the book's, seed 0).
-        blank = _hyper_row(WorkItem(TrainConfig(), 0), [True] * self.n_layers)
+        blank = hyper.row(hyper.Source(TrainConfig(), 0, [True] * self.n_layers))
         self.hyper_np = {
-            name: np.stack([np.asarray(blank[name], dtype=_HYPER_DTYPES.get(name, np.int32))] * size)
-            for name in graph.Hyper._fields
+            name: np.stack([np.asarray(value, dtype=hyper.DTYPES[name])] * size) for name, value in blank.items()
         }
         self.state = self._empty_state(size)
         self.hyper = self._hyper_tensors()
@@ -270,7 +225,7 @@ class _Stream:
             real = layer_sizes(self.sizes[0], item.config.hidden_sizes, self.sizes[-1])
             weights, trainable = pad_params(init_params(real, item.seed), self.sizes)
             fresh.append(weights)
-            for name, value in _hyper_row(item, trainable).items():
+            for name, value in hyper.row(hyper.Source(item.config, item.seed, trainable)).items():
                 self.hyper_np[name][slot] = value
             self.records[slot] = _Record(item=item, entered=now)
         s = self.state
@@ -392,8 +347,8 @@ class _Stream:
         self.capacity = min(self.capacity, size)
 
     # --- state construction ---------------------------------------------------------------------------------
-    def _hyper_tensors(self) -> graph.Hyper:
-        return graph.Hyper(**{name: tf.constant(column) for name, column in self.hyper_np.items()})
+    def _hyper_tensors(self) -> hyper.Hyper:
+        return hyper.Hyper(**{name: tf.constant(column) for name, column in self.hyper_np.items()})
 
     def _physics_dim(self) -> int:
         """The port's state width in the graph; a host env's observation width on the host."""

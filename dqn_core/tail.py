@@ -1,16 +1,14 @@
 """When a stream's tail moves into a smaller population: only once the idle slots have cost what compiling the
 smaller size would.
 
-A smaller population runs each tick in about size/K of the time (warm, book shape, 2 cores: 470, 267, 201, 71,
-46, 27 us per tick at K = 64, 32, 16, 8, 4, 2), but a size this process has not compiled yet costs a compilation
-first (2.5-3.6 s per size at the book's shape, more for wider networks) and its memory (~45-65 MB at the book's
-shape, more for wider networks) for the life of the process, since TensorFlow never evicts a compiled program.
-Whether that pays off depends on how long the tail lasts, which nobody knows in advance. The rent-or-buy rule
-bounds the loss: keep the current size (rent) until the time its idle slots have cost reaches the compilation's
-measured time, then compile (buy); by its own estimates that costs at most twice the better choice in hindsight.
-A short tail (agents that end together) compiles nothing, and a size already compiled in the process is moved
-into at once: the smallest one that holds the live agents, which may skip several halvings (e.g. from 32 slots to
-the 2 that a lone run compiled, for the slowest agent of a population).
+A smaller population runs each tick in about size/K of the time, but a size this process has not compiled yet
+costs a compilation first (seconds) and its memory for the life of the process, since TensorFlow never evicts a
+compiled program. Whether that pays off depends on how long the tail lasts, which nobody knows in advance. The
+rent-or-buy rule bounds the loss: keep the current size (rent) until the time its idle slots have cost reaches the
+compilation's measured time, then compile (buy); by its own estimates that costs at most twice the better choice
+in hindsight. A short tail (agents that end together) compiles nothing, and a size already compiled in the process
+is moved into at once: the smallest one that holds the live agents, which may skip several halvings (e.g. from 32
+slots to the 2 that a lone run compiled, for the slowest agent of a population).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def dqn_update(
     targets = tf.stop_gradient(td_targets(target_params, batch, hyper, online))
     # Ones XLA cannot fold (updates so far are >= 0), so what several ops read is computed once (`network.stored`):
     # XLA had summed each weight gradient twice (once per Adam moment) and each hidden layer twice (again in its
-    # ReLU's gradient). Same bits; 28% fewer arithmetic ops per K=128 tick.
+    # ReLU's gradient). Same bits, fewer arithmetic ops.
     one = tf.cast(tf.minimum(adam.t, 0) + 1, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(params)
@@ -128,8 +128,7 @@ def dqn_update(
         shape = [-1] + [1] * (len(p.shape) - 1)
         on = tf.reshape(apply & hyper.trainable[:, index // 2], shape)
         # The step reads the moments already kept (equal to the new ones wherever it applies). When it read the
-        # unselected new moments as well, XLA copied every moment buffer once per tick (25 copies in the book
-        # shape's tick, 9 now): ~20% of a tick at K=2 and K=8, bit-identical results.
+        # unselected new moments as well, XLA copied every moment buffer once per tick; same bits without.
         m_kept = tf.where(on, m + (g - m) * (1.0 - ADAM_BETA_1), m)
         v_kept = tf.where(on, v + (tf.square(g) - v) * (1.0 - ADAM_BETA_2), v)
         p_next = p - (m_kept * tf.reshape(alpha, shape)) / (tf.sqrt(v_kept) + ADAM_EPSILON)

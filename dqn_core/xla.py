@@ -2,17 +2,17 @@
 
 TensorFlow records the creating Python stack on every op it traces, and tf2xla freezes those stacks into strings
 while it compiles; TF 2.21 keeps every compiled program (and its traced graph) for the life of the process (the
-XLA compilation cache has no eviction). For the trainer's unrolled graphs that is about a third of each program's
-resident memory (~20 of ~55 MB at the book's shape), paid again for every population size, env and network shape
-a process compiles. The stacks only serve error messages that point into our own graph-building code, so the
-trainer's traced functions skip them. TensorFlow has no public switch for this: `compiled` swaps the one binding
-that attaches a stack to a new op (`TF_SetOpStackTrace`) for a thread-aware no-op while our functions trace, and
-leaves TensorFlow untouched where that binding does not exist.
+XLA compilation cache has no eviction). For the trainer's unrolled graphs that is a large part of each program's
+resident memory, paid again for every population size, env and network shape a process compiles. The stacks
+only serve error messages that point into our own graph-building code, so the trainer's traced functions skip
+them. TensorFlow has no public switch for this: `compiled` swaps the one binding that attaches a stack to a new
+op (`TF_SetOpStackTrace`) for a thread-aware no-op while our functions trace, and leaves TensorFlow untouched where
+that binding does not exist.
 
 A traced graph also keeps the handle of every `tf.Variable` passed to it while tracing (`FuncGraph` remembers
 them to tell arguments from captures, and only needs that while it traces). The trainer passes its replay buffers
-as variables, so each program would hold its first run's buffers for the process: ~180 MB for 64 Acrobot agents
-with 50,000 transitions each. `compiled` forgets those handles once tracing ends.
+as variables, so each program would hold its first run's buffers for the process. `compiled` forgets those
+handles once tracing ends.
 """
 
 from __future__ import annotations
