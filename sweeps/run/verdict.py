@@ -9,9 +9,6 @@ paired Wilcoxon signed-rank test whether the difference is real. It says "better
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import cached_property
-from typing import Any
 
 import numpy as np
 import optuna
@@ -20,115 +17,58 @@ from dqn_core.config import TrainConfig
 from dqn_core.shape import StreamShape
 from sweeps.study.existing import best_trial
 from sweeps.study.objective import censored_value
-from sweeps.study.schema import ATTR_VERDICT, book_config, held_out_seeds, trial_config
-from sweeps.study.stats import Paired, aggregate, bootstrap_ci, paired_test
+from sweeps.study.schema import book_config, held_out_seeds, trial_config
+from sweeps.study.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.study.verdict_record import Verdict
 
 VERDICT_ALPHA = 0.01
 
 
-@dataclass(frozen=True)
-class Verdict:
-    winner_trial: int
-    seeds: tuple[int, ...]
-    winner_values: Mapping[int, float]
-    book_values: Mapping[int, float]
-    winner_is_book: bool = False
-    alpha: float = VERDICT_ALPHA
-
-    @cached_property
-    def _paired(self) -> Paired | None:
-        return paired_test(self.winner_values, self.book_values)
-
-    @cached_property
-    def winner_median(self) -> float:
-        return aggregate(list(self.winner_values.values()))
-
-    @cached_property
-    def book_median(self) -> float:
-        return aggregate(list(self.book_values.values()))
-
-    @cached_property
-    def winner_ci(self) -> tuple[float, float]:
-        return bootstrap_ci(list(self.winner_values.values()))
-
-    @cached_property
-    def book_ci(self) -> tuple[float, float]:
-        return bootstrap_ci(list(self.book_values.values()))
-
-    @cached_property
-    def p_value(self) -> float | None:
-        if self.winner_is_book:
-            return None
-        return self._paired.p_value if self._paired else None
-
-    @cached_property
-    def outcome(self) -> str:
-        p = self.p_value
-        if self.winner_is_book:
-            return "book won"
-        if p is None or p >= self.alpha:
-            return "not distinguishable"
-        paired = self._paired
-        lower = paired.median_difference < 0 if paired.median_difference else self.winner_median < self.book_median
-        return "better" if lower else "worse"
-
-    @cached_property
-    def line(self) -> str:
-        book = f"{_num(self.book_median)} ({_interval(self.book_ci)})"
-        where = f"on {len(self.seeds)} unseen seeds"
-        if self.winner_is_book:
-            return f"winner trial {self.winner_trial} is the book's configuration: median {book} {where}"
-        winner = f"median {_num(self.winner_median)} (95% CI {_interval(self.winner_ci)})"
-        return (
-            f"winner trial {self.winner_trial}: {winner} vs book {book} {where}; "
-            f"paired Wilcoxon p={_p(self.p_value)}: {self.outcome}"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "line": self.line,
-            "outcome": self.outcome,
-            "winner_trial": self.winner_trial,
-            "winner_is_book": self.winner_is_book,
-            "seeds": list(self.seeds),
-            "winner_values": {str(k): v for k, v in self.winner_values.items()},
-            "book_values": {str(k): v for k, v in self.book_values.items()},
-            "winner_median": self.winner_median,
-            "winner_ci": list(self.winner_ci),
-            "book_median": self.book_median,
-            "book_ci": list(self.book_ci),
-            "p_value": self.p_value,
-            "alpha": self.alpha,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        return cls(
-            winner_trial=int(data["winner_trial"]),
-            seeds=tuple(data["seeds"]),
-            winner_values={int(k): v for k, v in data["winner_values"].items()},
-            book_values={int(k): v for k, v in data["book_values"].items()},
-            winner_is_book=bool(data.get("winner_is_book", False)),
-            alpha=float(data.get("alpha", VERDICT_ALPHA)),
-        )
-
-    def metrics(self) -> dict[str, float]:
-        """What the study's MLflow parent run gets as metrics (tags carry the line and the outcome)."""
-        low, high = self.winner_ci
-        book_low, book_high = self.book_ci
-        values = {
-            "verdict_winner_trial": float(self.winner_trial),
-            "verdict_seeds": float(len(self.seeds)),
-            "verdict_winner_median": self.winner_median,
-            "verdict_winner_ci_low": low,
-            "verdict_winner_ci_high": high,
-            "verdict_book_median": self.book_median,
-            "verdict_book_ci_low": book_low,
-            "verdict_book_ci_high": book_high,
-        }
-        if self.p_value is not None:
-            values["verdict_p_value"] = self.p_value
-        return values
+def judge(
+    winner_trial: int,
+    seeds: Sequence[int],
+    winner_values: Mapping[int, float],
+    book_values: Mapping[int, float],
+    *,
+    winner_is_book: bool = False,
+    alpha: float = VERDICT_ALPHA,
+) -> Verdict:
+    """The verdict on the winner's and the book's values on the unseen seeds: medians, 95% CIs, the paired test
+    and its outcome, and the line that says it all."""
+    winner_median, book_median = aggregate(list(winner_values.values())), aggregate(list(book_values.values()))
+    winner_ci, book_ci = bootstrap_ci(list(winner_values.values())), bootstrap_ci(list(book_values.values()))
+    paired = None if winner_is_book else paired_test(winner_values, book_values)
+    p_value = paired.p_value if paired else None
+    if winner_is_book:
+        outcome = "book won"
+    elif p_value is None or p_value >= alpha:
+        outcome = "not distinguishable"
+    else:
+        lower = paired.median_difference < 0 if paired.median_difference else winner_median < book_median
+        outcome = "better" if lower else "worse"
+    book = f"{_num(book_median)} ({_interval(book_ci)})"
+    where = f"on {len(seeds)} unseen seeds"
+    if winner_is_book:
+        line = f"winner trial {winner_trial} is the book's configuration: median {book} {where}"
+    else:
+        winner = f"median {_num(winner_median)} (95% CI {_interval(winner_ci)})"
+        test = f"paired Wilcoxon p={_p(p_value)}: {outcome}"
+        line = f"winner trial {winner_trial}: {winner} vs book {book} {where}; {test}"
+    return Verdict(
+        line=line,
+        outcome=outcome,
+        winner_trial=winner_trial,
+        seeds=tuple(seeds),
+        winner_values=dict(winner_values),
+        book_values=dict(book_values),
+        winner_median=winner_median,
+        winner_ci=winner_ci,
+        book_median=book_median,
+        book_ci=book_ci,
+        p_value=p_value,
+        alpha=alpha,
+        winner_is_book=winner_is_book,
+    )
 
 
 def held_out_values(
@@ -151,24 +91,32 @@ def held_out_values(
 
 
 def decide(study: optuna.Study, n_seeds: int, *, shape: StreamShape | None = None) -> Verdict | None:
-    """The verdict on the study's current winner (None without a complete trial). A verdict the study already
-    holds for the same winner and seeds is reused: training is deterministic, so it would come out the same."""
+    """The verdict on the study's current winner (None without a complete trial), recorded in the study. The values
+    of a verdict the study already holds for the same winner and seeds are reused: training is deterministic, so
+    they would come out the same (the statistics and the line are worked out again from them, untrained)."""
     best = best_trial(study)
     if best is None or n_seeds < 1:
         return None
     seeds = tuple(held_out_seeds(n_seeds))
-    stored = study.user_attrs.get(ATTR_VERDICT)
-    if stored and stored.get("winner_trial") == best.number and tuple(stored.get("seeds", ())) == seeds:
-        return Verdict.from_dict(stored)
+    stored = Verdict.of_study(study)
+    if stored and stored.winner_trial == best.number and stored.seeds == seeds:
+        return judge(
+            best.number,
+            seeds,
+            stored.winner_values,
+            stored.book_values,
+            winner_is_book=stored.winner_is_book,
+            alpha=VERDICT_ALPHA if stored.alpha is None else stored.alpha,
+        )
     book = book_config(study)
     winner = trial_config(study, best)
     if winner == book:  # by config: a baseline trial whose space could not hold a book value is not the book
         (values,) = held_out_values([book], seeds, shape=shape)
-        verdict = Verdict(best.number, seeds, values, values, winner_is_book=True)
+        verdict = judge(best.number, seeds, values, values, winner_is_book=True)
     else:
         winner_values, book_values = held_out_values([winner, book], seeds, shape=shape)
-        verdict = Verdict(best.number, seeds, winner_values, book_values)
-    study.set_user_attr(ATTR_VERDICT, verdict.to_dict())
+        verdict = judge(best.number, seeds, winner_values, book_values)
+    verdict.store(study)
     return verdict
 
 
