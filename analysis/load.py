@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -34,9 +35,10 @@ from sweeps.study.schema import (
     is_baseline,
     per_seed_values,
 )
+from sweeps.tracking.artifacts import CURVE_COLUMNS, read_curves_csv
 from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY, TAG_TRIAL
 
-CURVES = ("steps", "epsilon", "loss")
+CURVES = CURVE_COLUMNS[2:]  # steps, epsilon, loss: what each episode of each seed records
 
 
 @dataclass
@@ -188,9 +190,7 @@ def _curves_artifact(data: StudyData, run_id: str) -> pd.DataFrame | None:
     if CURVES_FILE not in {a.path for a in data.client.list_artifacts(run_id)}:
         return None
     with tempfile.TemporaryDirectory() as folder:
-        path = data.client.download_artifacts(run_id, CURVES_FILE, folder)
-        table = pd.read_csv(path)
-    return table.astype({"seed": int, "episode": int, "steps": float, "epsilon": float, "loss": float})
+        return read_curves_csv(Path(data.client.download_artifacts(run_id, CURVES_FILE, folder)))
 
 
 def _curves_from_metrics(data: StudyData, run: pd.Series) -> pd.DataFrame | None:

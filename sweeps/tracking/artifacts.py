@@ -1,15 +1,22 @@
-"""Files a trial leaves behind: its config as YAML, a learning-curve PNG, and a GIF of one greedy episode."""
+"""Files a trial leaves behind: its config as YAML, its curves as CSV (written and read here, for the sweep and for
+analysis alike), a learning-curve PNG, and a GIF of one greedy episode.
+
+Analysis imports this module to read curves, so it imports no training code (TensorFlow) at module level.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
-from dqn_core.agent import TrainedAgent
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dqn_core.agent import TrainedAgent
 
 
 def write_config_yaml(path: Path, config: Mapping[str, Any], seeds: Sequence[int]) -> Path:
@@ -33,15 +40,19 @@ def write_curves_csv(path: Path, curves: Mapping[int, Any]) -> Path:
     return path
 
 
-def read_curve_steps(path: Path) -> dict[int, list[int]]:
-    """Steps per episode by seed, from a `write_curves_csv` file."""
-    import csv
+def read_curves_csv(path: Path) -> pd.DataFrame:
+    """A `write_curves_csv` file as one row per episode, columns CURVE_COLUMNS: seed and episode whole numbers,
+    steps, epsilon and loss floats (loss NaN before the first update)."""
+    import pandas as pd
 
-    steps: dict[int, list[int]] = {}
-    with path.open() as handle:
-        for row in csv.DictReader(handle):
-            steps.setdefault(int(row["seed"]), []).append(int(row["steps"]))
-    return steps
+    table = pd.read_csv(path)
+    return table.astype({"seed": int, "episode": int, "steps": float, "epsilon": float, "loss": float})
+
+
+def read_curve_steps(path: Path) -> dict[int, list[int]]:
+    """Steps per episode by seed (seeds in file order), from a `write_curves_csv` file."""
+    table = read_curves_csv(path)
+    return {int(seed): [int(s) for s in group["steps"]] for seed, group in table.groupby("seed", sort=False)}
 
 
 def write_learning_curve(
