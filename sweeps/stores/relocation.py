@@ -5,18 +5,21 @@ run: after a move, its client lists no artifacts, and on a copy every write land
 Optuna journal holds no paths. So before a command opens a local store, the artifact locations of this tool's
 experiments are re-pointed, by prefix, to the `mlruns/` folder beside the database they are in now, in one SQLite
 transaction (a failure changes nothing). After that MLflow's own client and UI find every artifact too.
+
+This edits MLflow's SQL schema directly, and clears its client's per-process cache of artifact locations through
+`mlflow_adapter.py`, which lists both as MLflow internals and whose tests check them on the pinned MLflow.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import ARTIFACT_FOLDER, MLFLOW_TABLES, first_line, sqlite_path, sqlite_tables, store_folder
+from sweeps.stores.mlflow_adapter import forget_cached_artifact_repos
 from sweeps.tracking.tags import TAG_STUDY
 
 
@@ -86,17 +89,10 @@ def relocate_artifacts(uri: str) -> list[Move]:
                     _replace_prefix(conn, "logged_models", "artifact_location", move)
     finally:
         conn.close()
-    _forget_cached_artifact_repos()
+    # MLflow caches each run's artifact repository (its old location) per process: a process that wrote to the
+    # store before it moved, a notebook say, would keep writing to the old folder.
+    forget_cached_artifact_repos()
     return moves
-
-
-def _forget_cached_artifact_repos() -> None:
-    """MLflow caches each run's artifact repository (its old location) per process: a process that wrote to the
-    store before it moved, a notebook say, would keep writing to the old folder."""
-    mlflow_utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
-    cache = getattr(mlflow_utils, "_artifact_repos_cache", None)
-    if cache is not None:
-        cache.clear()
 
 
 def _replace_prefix(conn: sqlite3.Connection, table: str, column: str, move: Move) -> None:
