@@ -17,12 +17,16 @@ from collections.abc import Collection, Mapping
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 
 from sweeps.study.stats import MIN_SEEDS_FOR_CI, Paired, bootstrap_ci, paired_test
 
 __all__ = [
     "ALPHA",
+    "COMPLETE",
     "MIN_SEEDS_FOR_CI",
+    "PRUNED",
+    "STATES",
     "all_param_effects",
     "bootstrap_ci",  # kept importable from here for notebooks and analysis.validate
     "budget_table",
@@ -42,6 +46,12 @@ __all__ = [
 ALPHA = 0.05
 """Level of the paired test in the top-configurations table: exploratory (k comparisons, no correction), unlike
 the verdict's stricter level on unseen seeds."""
+
+# The trials frames' `state` column holds Optuna's TrialState names (strings: what people read in a table).
+COMPLETE = TrialState.COMPLETE.name
+PRUNED = TrialState.PRUNED.name
+STATES = (COMPLETE, PRUNED, TrialState.FAIL.name, TrialState.RUNNING.name)
+"""The states tables count trials in, in the order they list them."""
 
 
 def ci_text(values: list[float] | np.ndarray) -> str:
@@ -86,7 +96,7 @@ def per_trial(trials: pd.DataFrame) -> pd.DataFrame:
 
 def state_counts(trials: pd.DataFrame) -> pd.Series:
     counts = per_trial(trials)["state"].value_counts()
-    return counts.reindex(["COMPLETE", "PRUNED", "FAIL", "RUNNING"], fill_value=0)
+    return counts.reindex(list(STATES), fill_value=0)
 
 
 def vs_best_text(paired: Paired | None) -> str:
@@ -110,7 +120,7 @@ def top_configurations(trials: pd.DataFrame, k: int = 5) -> pd.DataFrame:
     (two-sided Wilcoxon signed-rank) and `vs_best` in words.
     """
     table = per_trial(trials)
-    complete = table[table["state"] == "COMPLETE"].sort_values(["value", "trial"])
+    complete = table[table["state"] == COMPLETE].sort_values(["value", "trial"])
     if complete.empty:
         return pd.DataFrame()
     order = complete["trial"].tolist()
@@ -163,7 +173,7 @@ def budget_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Per state: trials and seed trainings spent on them; where a racing sweep's budget went."""
     table = per_trial(trials)
     out = table.groupby("state").agg(trials=("trial", "count"), seeds_trained=("seeds", "sum"))
-    out = out.reindex(["COMPLETE", "PRUNED", "FAIL", "RUNNING"], fill_value=0)
+    out = out.reindex(list(STATES), fill_value=0)
     total = out["seeds_trained"].sum()
     out["share_of_seeds"] = out["seeds_trained"] / total if total else np.nan
     return out.rename_axis("state").reset_index()
@@ -172,9 +182,9 @@ def budget_table(trials: pd.DataFrame) -> pd.DataFrame:
 def seed_distribution(trials: pd.DataFrame) -> pd.DataFrame:
     """How many complete and pruned trials stopped after each number of seeds (rows: seeds, columns: states)."""
     table = per_trial(trials)
-    finished = table[table["state"].isin(["COMPLETE", "PRUNED"]) & (table["seeds"] > 0)]
+    finished = table[table["state"].isin([COMPLETE, PRUNED]) & (table["seeds"] > 0)]
     counts = finished.groupby(["seeds", "state"]).size().unstack("state", fill_value=0)
-    return counts.reindex(columns=["COMPLETE", "PRUNED"], fill_value=0).rename_axis(columns=None).reset_index()
+    return counts.reindex(columns=[COMPLETE, PRUNED], fill_value=0).rename_axis(columns=None).reset_index()
 
 
 def log_scale_params(study: optuna.Study) -> set[str]:
@@ -196,7 +206,7 @@ def param_effects(trials: pd.DataFrame, param: str, bins: int = 4, *, log: bool 
     """
     table = per_trial(trials)
     column = f"params.{param}"
-    complete = table[(table["state"] == "COMPLETE") & table[column].notna()]
+    complete = table[(table["state"] == COMPLETE) & table[column].notna()]
     if complete.empty:
         return pd.DataFrame(columns=["param", "bin", "trials", "median", "q25", "q75"])
     values = complete[column].rename("bin")
@@ -247,7 +257,7 @@ def all_param_effects(trials: pd.DataFrame, bins: int = 4, *, log_params: Collec
 
 def importances(study: optuna.Study) -> pd.Series | None:
     """Optuna's fANOVA importances over complete trials; None when fewer than two complete trials vary."""
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return None
     try:

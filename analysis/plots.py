@@ -176,8 +176,8 @@ def curves_figure(
 
 
 _STATE_STYLE = {
-    "COMPLETE": {"marker": "o", "color": "tab:blue", "label": "complete"},
-    "PRUNED": {"marker": "x", "color": "tab:orange", "label": "pruned"},
+    compare.COMPLETE: {"marker": "o", "color": "tab:blue", "label": "complete"},
+    compare.PRUNED: {"marker": "x", "color": "tab:orange", "label": "pruned"},
 }
 
 
