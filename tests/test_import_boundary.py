@@ -51,3 +51,24 @@ def test_analysis_reads_without_training_or_writing(module):
 
 def test_the_report_reads_without_training_or_writing():
     assert _loaded("analysis.report") == []
+
+
+ROOMS = ("stores", "study", "tracking", "run", "cli")  # each may import only the rooms before it
+
+
+def test_the_rooms_of_sweeps_import_one_way():
+    """A room importing a later one (even inside a function) would tie the floors together again."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1] / "sweeps"
+    wrong = []
+    for path in root.rglob("*.py"):
+        room = path.relative_to(root).parts[0]
+        if room not in ROOMS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("sweeps."):
+                target = node.module.split(".")[1]
+                if target in ROOMS and ROOMS.index(target) > ROOMS.index(room):
+                    wrong.append(f"{path.relative_to(root)} imports {node.module}")
+    assert wrong == []

@@ -75,7 +75,7 @@ def _relocate_store(args: argparse.Namespace) -> None:
     if not hasattr(args, "tracking_uri") or getattr(args, "journal", None):
         return
     from sweeps.stores.locations import tracking_uri
-    from sweeps.stores.relocation import relocate_or_warn
+    from sweeps.tracking.relocation import relocate_or_warn
 
     line = relocate_or_warn(tracking_uri(args.tracking_uri))
     if line:

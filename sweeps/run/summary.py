@@ -29,7 +29,7 @@ class SweepSummary:
     seed_runs: int = 0  # (trial, seed) agents this process finished
     env_steps: int = 0  # their environment steps
     seeds_per_trial: dict[int, int] = field(default_factory=dict)  # finished trials of this process
-    verdict: Any = None  # verdict.Verdict, when `run` computed or found one
+    verdict: Any = None  # verdict_record.Verdict, when `run` computed or found one
 
 
 def describe_counts(counts: dict[str, int]) -> str:

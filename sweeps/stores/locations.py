@@ -85,13 +85,13 @@ GRACE_PERIOD = 180  # a RUNNING trial silent for longer is failed and retried
 def open_optuna_storage(
     url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL, grace_period: int = GRACE_PERIOD, writable: bool = True
 ):
-    """An Optuna storage object for `url` with heartbeats and a retry of dead trials (see `liveness.py`).
+    """An Optuna storage object for `url` with heartbeats and a retry of dead trials (see `heartbeats.py`).
 
     Every failure becomes a one-line ConfigError without the password.
     """
     import optuna
 
-    from sweeps.stores import heartbeats as liveness
+    from sweeps.stores import heartbeats
     from sweeps.stores.extras import require_driver
     from sweeps.stores.journal import GuardedJournalFileBackend, check_journal
 
@@ -100,22 +100,22 @@ def open_optuna_storage(
             path = Path(url[len(JOURNAL_PREFIX) :])
             check_journal(path, writable=writable, must_exist=False)  # commands check existence in preflight
             try:
-                return liveness.HeartbeatJournalStorage(
+                return heartbeats.HeartbeatJournalStorage(
                     GuardedJournalFileBackend(str(path)),
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
-                    stale_callback=liveness.retry_callback(),
+                    stale_callback=heartbeats.retry_callback(),
                 )
             except ValueError as exc:  # json.JSONDecodeError included
                 raise ConfigError(f"Optuna journal {path} is corrupt: {first_line(exc)}") from None
         require_driver(url)
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and exactly what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return liveness.HeartbeatRDBStorage(
+            return heartbeats.HeartbeatRDBStorage(
                 url,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
-                heartbeat_stale_trial_callback=liveness.retry_callback(),
+                heartbeat_stale_trial_callback=heartbeats.retry_callback(),
             )
     except ConfigError:
         raise

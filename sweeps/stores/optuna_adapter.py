@@ -6,7 +6,7 @@ heartbeats per trial id: `Trial._trial_id`), a heartbeat mixin for a storage Opt
 table (RDBStorage's `_rdb.models` and `_create_scoped_session`). And `GridSampler.after_trial` calls
 `study.stop()`, which raises outside `study.optimize`, so its exhaustion must be handled by us. Nothing else in
 dqn-sweep may touch an underscore name of Optuna, with one exception that `BaseHeartbeat` itself imposes: the
-storages in `liveness.py` implement its abstract `_get_stale_trial_ids` (the hook `fail_stale_trials` calls).
+storages in `heartbeats.py` implement its abstract `_get_stale_trial_ids` (the hook `fail_stale_trials` calls).
 A new Optuna release is checked here first (`tests/sweeps/test_optuna_adapter.py`).
 """
 

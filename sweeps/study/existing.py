@@ -14,7 +14,8 @@ from sweeps.stores.locations import (
     tracking_uri,
 )
 from sweeps.stores.preflight import probe_storage
-from sweeps.study.schema import ATTR_VERDICT, TRIAL_CENSORED, TRIAL_RUN_ID, per_seed_values
+from sweeps.study.schema import TRIAL_CENSORED, TRIAL_RUN_ID, per_seed_values
+from sweeps.study.verdict_record import Verdict
 
 
 def load_existing_study(
@@ -83,9 +84,9 @@ def best_table(study: optuna.Study) -> str:
         ("censored", str(best.user_attrs.get(TRIAL_CENSORED, False))),
         ("MLflow run", best.user_attrs.get(TRIAL_RUN_ID, "-")),
     ]
-    verdict = study.user_attrs.get(ATTR_VERDICT)
-    if verdict and verdict.get("winner_trial") == best.number:
-        rows.append(("verdict", verdict.get("line", "")))
+    verdict = Verdict.of_study(study)
+    if verdict and verdict.winner_trial == best.number:
+        rows.append(("verdict", verdict.line or ""))
     rows += [(name, f"{value:.6g}" if isinstance(value, float) else str(value)) for name, value in best.params.items()]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

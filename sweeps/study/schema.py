@@ -28,7 +28,7 @@ ATTR_COMMAND = "command_line"
 ATTR_DEFINITION = "sweep_definition"  # the sweep YAML as parsed: a worker needs no file
 ATTR_OPTIONS = "sweep_options"  # the StudyOptions of the latest `run`
 ATTR_SWEEP_FILE = "sweep_file"
-ATTR_VERDICT = "verdict"  # the latest verdict (`verdict.Verdict.to_dict`)
+ATTR_VERDICT = "verdict"  # the latest verdict (`verdict_record.Verdict.to_dict`)
 
 # Trial user attributes.
 TRIAL_PER_SEED = "episodes_to_solve_per_seed"  # {seed: episodes to solve, unsolved = max_episodes + 1}

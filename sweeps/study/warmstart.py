@@ -19,8 +19,9 @@ import yaml
 from dqn_core.config import TrainConfig, load_config
 from dqn_core.errors import ConfigError
 from sweeps.study.existing import best_trial, ranked_complete_trials
-from sweeps.study.schema import ATTR_VERDICT, per_seed_values, trial_config
+from sweeps.study.schema import per_seed_values, trial_config
 from sweeps.study.space import ParamSpec, SweepFile, sweep_from_mapping
+from sweeps.study.verdict_record import Verdict
 
 TRIAL_WARM_START = "warm_start"  # where a queued trial's configuration came from (a file, or study:trial)
 FROM_STUDY_TOP_MAX = 100
@@ -44,9 +45,9 @@ def best_config_yaml(study: optuna.Study) -> str:
         f"# best trial {best.number} of study '{study.study_name}': {best.value:g} episodes to solve "
         f"(median of {len(values)} seeds)",
     ]
-    verdict = study.user_attrs.get(ATTR_VERDICT)
-    if verdict and verdict.get("winner_trial") == best.number:
-        lines.append(f"# {verdict.get('line', '')}")
+    verdict = Verdict.of_study(study)
+    if verdict and verdict.winner_trial == best.number:
+        lines.append(f"# {verdict.line or ''}")
     lines += [
         "# train it:          dqn-sweep train --config THIS.yaml --seed 0",
         "# sweep around it:   dqn-sweep run --config SWEEP.yaml --base-config THIS.yaml  (or --enqueue THIS.yaml)",
