@@ -69,9 +69,7 @@ class TrialLog:
     def trial_done(self, run: TrialRun, status_override: str | None = None) -> None:
         """`status_override`: the MLflow state when it is not the trial's own (KILLED after a stop, FAIL after a
         store failure)."""
-        self.tracker.attempt(
-            f"trial {run.number}", lambda: _log_trial(self.tracker, run, self.options, status_override)
-        )
+        self.tracker.attempt(f"trial {run.number}", lambda: _log_trial(self.tracker, run, status_override))
         if run.state not in FINISHED:
             return
         self.new_trials += 1
@@ -94,19 +92,19 @@ class TrialLog:
         self.progress.close()
 
 
-def _log_trial(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
+def _log_trial(tracker: StudyTracker, run: TrialRun, status_override: str | None) -> None:
     """Log a finished trial to its run; a failure half-way (an artifact path too long, a full disk) closes the run
     as FAILED instead of leaving it RUNNING, and reaches the user as the one warning line of `attempt`."""
     if run.run_id is None:
         return
     try:
-        _log_trial_run(tracker, run, options, status_override)
+        _log_trial_run(tracker, run, status_override)
     except Exception:
         tracker.trials.abandon(run.run_id)
         raise
 
 
-def _log_trial_run(tracker: StudyTracker, run: TrialRun, options: SweepOptions, status_override: str | None) -> None:
+def _log_trial_run(tracker: StudyTracker, run: TrialRun, status_override: str | None) -> None:
     # Every seed's per-episode curves go to one CSV artifact; complete trials (the ones worth a chart) also get
     # one learning curve as a metric history for MLflow's charts: the median steps over the seeds still playing.
     curves = (
