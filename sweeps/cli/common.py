@@ -55,9 +55,8 @@ def add_study_options(parser: argparse.ArgumentParser, names: Sequence[str], *, 
     defaults = {spec.name: spec.default for spec in fields(StudyOptions)}
     for name in names:
         default = "the study's value" if recorded else f"file, else {defaults[name]}"
-        parser.add_argument(
-            "--" + name.replace("_", "-"), type=option_type(name), help=f"{option_help(name)} ({default})"
-        )
+        help_text = option_help(name).replace("%", "%%")  # argparse formats help with %
+        parser.add_argument("--" + name.replace("_", "-"), type=option_type(name), help=f"{help_text} ({default})")
 
 
 def add_liveness_options(parser: argparse.ArgumentParser) -> None:

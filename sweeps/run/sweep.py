@@ -110,7 +110,7 @@ def _verdict(options: SweepOptions, study: optuna.Study, tracker: StudyTracker, 
     log.close()  # the verdict's line must not land inside the bar
     if options.progress:
         print(f"verdict: training the winner and the book on {n} unseen seeds ...", file=sys.stderr, flush=True)
-    verdict = decide(study, n, shape=options.sweep.stream_shape())
+    verdict = decide(study, n, margin=options.study.equivalence_margin, shape=options.sweep.stream_shape())
     if verdict is not None:
         tracker.attempt(
             "logging the verdict",

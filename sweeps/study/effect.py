@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ RANK_TEST_EFFICIENCY = 3 / math.pi  # signed-rank vs t-test, normal data (Pitman
 class Effect:
     """One paired comparison, a against b, and the word that sums it up."""
 
-    word: str  # "better", "worse", "equivalent" or "inconclusive" (a against b); "" when nothing compares
+    word: str  # "better", "worse", "equivalent" or "inconclusive" (a against b; also when nothing compares)
     n: int  # seeds compared (pairs censored in both left out)
     censored_in_both: int
     ratio: float  # a / b, Hodges-Lehmann; nan when nothing compares
@@ -47,17 +48,67 @@ class Effect:
     detectable_change: float  # the smallest |1 - ratio| found at 80% power, alpha 0.01, with these n seeds
     seeds_for_10: int  # seeds that detect a 10% change at 80% power
     seeds_for_20: int
+    cap: float  # the censoring value (max_episodes + 1)
 
     @property
     def phrase(self) -> str:
         """The word with what decides it: `equivalent within ±10%`, or what an inconclusive result would need."""
-        if not self.word:
-            return f"every seed censored in both ({self.censored_in_both} seeds): no comparison possible"
+        if not self.n:
+            return (
+                f"every seed censored at {self.cap:g} in both ({self.censored_in_both} seeds): no comparison possible"
+            )
         if self.word == "equivalent":
             return f"equivalent within ±{self.margin:.0%}"
         if self.word == "inconclusive":
-            return f"inconclusive: ~{self.seeds_for_10} seeds would detect a 10% change"
+            if self.n < 2:
+                return f"inconclusive: 1 seed compares; ~{self.seeds_for_10 or 'more'} seeds would detect a 10% change"
+            return (
+                f"inconclusive: {self.n} seeds detect a {self.detectable_change:.0%} change at 80% power; "
+                f"~{self.seeds_for_10} seeds would detect a 10% change"
+            )
         return self.word
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON for the study's verdict record (intervals as lists; nan as None)."""
+        return {name: _plain(getattr(self, name)) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Effect:
+        values = {name: data.get(name) for name in cls.__dataclass_fields__}
+        for name in ("ratio", "p_value", "margin", "detectable_change", "cap"):
+            values[name] = math.nan if values[name] is None else float(values[name])
+        for name in ("ci95", "ci90"):
+            pair = values[name] or (None, None)
+            values[name] = tuple(math.nan if v is None else float(v) for v in pair)
+        for name in ("n", "censored_in_both", "seeds_for_10", "seeds_for_20"):
+            values[name] = int(values[name] or 0)
+        values["word"] = str(values["word"] or "inconclusive")
+        return cls(**values)
+
+    def metrics(self, prefix: str) -> dict[str, float]:
+        """Finite numbers for MLflow metrics, named `<prefix>_ratio`, `<prefix>_ratio_ci_low`, ..."""
+        values = {
+            "ratio": self.ratio,
+            "ratio_ci_low": self.ci95[0],
+            "ratio_ci_high": self.ci95[1],
+            "ratio_ci90_low": self.ci90[0],
+            "ratio_ci90_high": self.ci90[1],
+            "p_value": self.p_value,
+            "equivalence_margin": self.margin,
+            "detectable_change": self.detectable_change,
+            "seeds_for_10pct": float(self.seeds_for_10),
+            "seeds_for_20pct": float(self.seeds_for_20),
+            "seeds_compared": float(self.n),
+        }
+        return {f"{prefix}_{k}": v for k, v in values.items() if math.isfinite(v)}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def compare(a: Mapping[int, float], b: Mapping[int, float], *, cap: float, margin: float = DEFAULT_MARGIN) -> Effect:
@@ -67,7 +118,7 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], *, cap: float, margi
     kept = [s for s in common if s not in both]
     if not kept:
         nan = float("nan")
-        return Effect("", 0, len(both), nan, (nan, nan), (nan, nan), nan, margin, nan, 0, 0)
+        return Effect("inconclusive", 0, len(both), nan, (nan, nan), (nan, nan), nan, margin, nan, 0, 0, cap)
     log_ratio = np.log([min(a[s], cap) for s in kept]) - np.log([min(b[s], cap) for s in kept])
     walsh = walsh_averages(log_ratio)
     center = float(np.median(walsh))
@@ -94,6 +145,7 @@ def compare(a: Mapping[int, float], b: Mapping[int, float], *, cap: float, margi
         detectable_change=detectable_change(spread, len(kept)),
         seeds_for_10=seeds_needed(spread, 0.1),
         seeds_for_20=seeds_needed(spread, 0.2),
+        cap=cap,
     )
 
 

@@ -54,8 +54,11 @@ SAMPLERS = ("tpe", "random", "cmaes", "qmc", "grid")  # built by `strategies.mak
 PRUNERS = ("wilcoxon", "none")  # built by `strategies.make_pruner`
 
 
-def _option(help_text: str, *, low: float | None = None, high: float | None = None, choices: tuple = ()) -> Any:
-    return {"help": help_text, "low": low, "high": high, "choices": choices}
+def _option(
+    help_text: str, *, low: float | None = None, high: float | None = None, choices: tuple = (), open_: bool = False
+) -> Any:
+    """`open_`: the bounds themselves are not allowed (a margin of 0 or 1 means nothing)."""
+    return {"help": help_text, "low": low, "high": high, "choices": choices, "open": open_}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,6 +96,15 @@ class StudyOptions:
     )
     validate_seeds: int = field(
         default=32, metadata=_option("unseen seeds of the verdict, winner vs book (0 skips it)", low=0, high=1_000)
+    )
+    equivalence_margin: float = field(
+        default=0.1,
+        metadata=_option(
+            "the verdict calls two configurations equivalent when the 90% CI of their ratio lies within 1 +- this",
+            low=0,
+            high=1,
+            open_=True,
+        ),
     )
 
     def __post_init__(self) -> None:
@@ -169,6 +181,8 @@ def _check(name: str, value: Any, kind: str, meta: Mapping[str, Any]) -> None:
     if meta["choices"] and value not in meta["choices"]:
         raise ConfigError(f"unknown {flag} '{value}' (choose from {', '.join(meta['choices'])})")
     low, high = meta["low"], meta["high"]
+    if meta.get("open") and not low < value < high:
+        raise ConfigError(f"{flag} must be in ({low}, {high}), got {value}")
     if low is not None and not low <= value <= high:
         raise ConfigError(f"{flag} must be in [{low}, {high}], got {value}")
 

@@ -2,15 +2,18 @@
 
 `sweeps.run.verdict` computes a verdict (it trains agents) into this record; analysis, `best` and the warm start
 only read it. The record is what was stored, never recomputed on reading, so this module imports no training code
-and no statistics. A record from an older study may lack fields: those read back as None (or empty), never guessed.
+(the comparison's numbers are an `effect.Effect`, read back as stored). A record from an older study may lack
+fields: those read back as None (or empty), never guessed. Per-seed values are stored as lists in the order of
+`seeds` (compact: `optuna studies` prints the study's attributes on one row); older records keyed them by seed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sweeps.study.effect import Effect
 from sweeps.study.schema import ATTR_VERDICT
 
 if TYPE_CHECKING:
@@ -22,7 +25,9 @@ class Verdict:
     """The sweep's winner and the book, trained again on seeds no trial saw, compared seed by seed."""
 
     line: str  # the verdict in one line, as `run` prints it
-    outcome: str | None  # "better", "worse", "not distinguishable" or "book won"
+    # "better", "worse", "equivalent" or "inconclusive": the compared trial against the book (older records:
+    # "not distinguishable" or "book won")
+    outcome: str | None
     winner_trial: int | None
     seeds: tuple[int, ...]  # the unseen seeds, 10000, 10001, ...
     winner_values: dict[int, float]  # episodes to solve by seed
@@ -31,9 +36,12 @@ class Verdict:
     winner_ci: tuple[float, float] | None  # 95% bootstrap CI of the median
     book_median: float | None
     book_ci: tuple[float, float] | None
-    p_value: float | None  # paired Wilcoxon signed-rank, two-sided; None when the winner is the book
+    p_value: float | None  # paired Wilcoxon signed-rank, two-sided, compared trial vs book; None when nothing compares
     alpha: float | None  # the level below which the verdict says "better" or "worse"
     winner_is_book: bool = False
+    compared_trial: int | None = None  # the winner, or the runner-up when the book won (None: nothing compared)
+    runner_up_values: dict[int, float] = field(default_factory=dict)  # when the book won
+    effect: Effect | None = None  # compared trial / book: ratio, CIs, equivalence, power
 
     def to_dict(self) -> dict[str, Any]:
         """The study attribute's value (JSON: seeds as string keys, intervals as lists)."""
@@ -43,25 +51,35 @@ class Verdict:
             "winner_trial": self.winner_trial,
             "winner_is_book": self.winner_is_book,
             "seeds": list(self.seeds),
-            "winner_values": {str(k): v for k, v in self.winner_values.items()},
-            "book_values": {str(k): v for k, v in self.book_values.items()},
+            "winner_values": self._in_seed_order(self.winner_values),
+            "book_values": self._in_seed_order(self.book_values),
             "winner_median": self.winner_median,
             "winner_ci": None if self.winner_ci is None else list(self.winner_ci),
             "book_median": self.book_median,
             "book_ci": None if self.book_ci is None else list(self.book_ci),
             "p_value": self.p_value,
             "alpha": self.alpha,
+            "compared_trial": self.compared_trial,
+            "runner_up_values": self._in_seed_order(self.runner_up_values) if self.runner_up_values else None,
+            "effect": None if self.effect is None else self.effect.to_dict(),
         }
+
+    def _in_seed_order(self, values: Mapping[int, float]) -> list[float] | dict[str, float]:
+        if set(values) == set(self.seeds):
+            return [values[s] for s in self.seeds]
+        return {str(k): v for k, v in values.items()}  # values of other seeds (never written by `run`)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        seeds = tuple(int(s) for s in data.get("seeds") or ())
+        effect = data.get("effect")
         return cls(
             line=str(data.get("line", "")),
             outcome=data.get("outcome"),
             winner_trial=_int(data.get("winner_trial")),
-            seeds=tuple(int(s) for s in data.get("seeds") or ()),
-            winner_values=_by_seed(data.get("winner_values")),
-            book_values=_by_seed(data.get("book_values")),
+            seeds=seeds,
+            winner_values=_by_seed(data.get("winner_values"), seeds),
+            book_values=_by_seed(data.get("book_values"), seeds),
             winner_median=_float(data.get("winner_median")),
             winner_ci=_interval(data.get("winner_ci")),
             book_median=_float(data.get("book_median")),
@@ -69,6 +87,9 @@ class Verdict:
             p_value=_float(data.get("p_value")),
             alpha=_float(data.get("alpha")),
             winner_is_book=bool(data.get("winner_is_book", False)),
+            compared_trial=_int(data.get("compared_trial")),
+            runner_up_values=_by_seed(data.get("runner_up_values"), seeds),
+            effect=Effect.from_dict(effect) if isinstance(effect, Mapping) else None,
         )
 
     @classmethod
@@ -96,7 +117,10 @@ class Verdict:
             "verdict_book_ci_low": None if self.book_ci is None else self.book_ci[0],
             "verdict_book_ci_high": None if self.book_ci is None else self.book_ci[1],
             "verdict_p_value": self.p_value,
+            "verdict_compared_trial": None if self.compared_trial is None else float(self.compared_trial),
         }
+        if self.effect is not None:
+            values |= self.effect.metrics("verdict")  # its p_value is the one above
         return {name: value for name, value in values.items() if value is not None}
 
 
@@ -114,5 +138,7 @@ def _interval(value: Any) -> tuple[float, float] | None:
     return float(value[0]), float(value[1])
 
 
-def _by_seed(values: Any) -> dict[int, float]:
+def _by_seed(values: Any, seeds: tuple[int, ...]) -> dict[int, float]:
+    if isinstance(values, list):
+        return {seed: float(v) for seed, v in zip(seeds, values, strict=True)}
     return {int(seed): float(v) for seed, v in (values or {}).items()}

@@ -63,7 +63,10 @@ def test_an_inconclusive_result_names_the_seeds_that_would_decide_it_and_they_do
     rng = np.random.default_rng(4)
     effect = compare(*_draw(rng, 16, 0.9, 0.4), cap=CAP)
     assert effect.word == "inconclusive"
-    assert effect.phrase == f"inconclusive: ~{effect.seeds_for_10} seeds would detect a 10% change"
+    assert effect.phrase == (
+        f"inconclusive: {effect.n} seeds detect a {effect.detectable_change:.0%} change at 80% power; "
+        f"~{effect.seeds_for_10} seeds would detect a 10% change"
+    )
     assert effect.seeds_for_10 > effect.seeds_for_20 > 16
     # With the number of seeds the formula asks for (from the true spread), a 10% change is found often.
     n = seeds_needed(0.4 * math.sqrt(2), 0.1)
@@ -73,8 +76,8 @@ def test_an_inconclusive_result_names_the_seeds_that_would_decide_it_and_they_do
 
 def test_seeds_censored_in_both_are_left_out_and_all_censored_compares_nothing():
     effect = compare({0: CAP, 1: CAP}, {0: CAP, 1: CAP}, cap=CAP)
-    assert effect.word == "" and effect.n == 0 and math.isnan(effect.ratio)
-    assert effect.phrase == "every seed censored in both (2 seeds): no comparison possible"
+    assert effect.word == "inconclusive" and effect.n == 0 and math.isnan(effect.ratio)
+    assert effect.phrase == "every seed censored at 301 in both (2 seeds): no comparison possible"
     a = {s: 50.0 for s in range(10)} | {10: CAP}
     b = {s: 100.0 for s in range(10)} | {10: CAP}
     effect = compare(a, b, cap=CAP)
