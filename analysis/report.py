@@ -1,7 +1,8 @@
 """The study report: one self-contained HTML file (every image inline, no scripts, no external URL).
 
 Sections: the verdict (winner vs book on unseen seeds) first, then a summary, where the seed budget went,
-optimization history, parameter importances, parallel coordinates, parameter effects, top configurations compared
+optimization history, parameter importances (with each parameter's effect and its CI from every run, see
+`analysis.knob_effects`), parallel coordinates, parameter effects, top configurations compared
 with the best seed by seed and the book beside them, learning curves, held-out validation, and the best agent's
 greedy episode.
 
@@ -23,9 +24,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import compare, plots
+from analysis.knob_effects import METHOD, effects_sentence, knob_effects
 from analysis.load import StudyData
 from analysis.validate import held_out_table
-from analysis.verdict import NO_VERDICT, recorded_verdict, verdict_table
+from analysis.verdict import NO_VERDICT, effect_table, recorded_verdict, verdict_table
 from sweeps.stores.locations import redact
 from sweeps.study.schema import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID, base_config
 from sweeps.study.stats import MIN_SEEDS_FOR_CI
@@ -110,12 +112,18 @@ def _verdict(ctx: _Context) -> str:
     seeds = verdict.seeds
     span = f"seeds {seeds[0]}..{seeds[-1]}" if seeds else "unseen seeds"
     alpha = "" if verdict.alpha is None else f" at alpha {verdict.alpha:g}"
+    effects = effect_table(verdict)
     return (
         f'<p class="verdict"><strong>{html.escape(verdict.line)}</strong></p>'
         + _table(verdict_table(verdict, ctx.data.study))
+        + ("" if effects is None else _table(effects))
         + f'<p class="note">The sweep\'s winner and the book retrained on {html.escape(span)}, which no trial '
         f"trained on: the sweep's own values are biased by selection, these are not. Median and bootstrap 95% CI "
-        f"of episodes to solve; paired Wilcoxon signed-rank test over the same seeds{html.escape(alpha)}.</p>"
+        f"of episodes to solve; paired Wilcoxon signed-rank test over the same seeds{html.escape(alpha)}. "
+        "The ratio is the Hodges-Lehmann estimate from the per-seed log ratios with its signed-rank CI (a seed "
+        "that did not solve counts at the cap, which pulls the ratio towards 1; seeds censored in both are left "
+        "out); equivalence is two one-sided tests at 0.05; power from the spread of the log ratios. When the "
+        "book won, the runner-up is compared with it.</p>"
     )
 
 
@@ -172,7 +180,23 @@ def _importances(ctx: _Context) -> str:
         "parameter importances",
         "importances need at least two complete trials with varied parameters",
     )
-    return image + table + '<p class="note">fANOVA (optuna.importance) over complete trials only.</p>'
+    return (
+        image + table + '<p class="note">fANOVA (optuna.importance) over complete trials only.</p>' + _knob_effects(ctx)
+    )
+
+
+def _knob_effects(ctx: _Context) -> str:
+    """Beside fANOVA's shares, each parameter's effect with a CI from every run, so a flat result has a size."""
+    effects = knob_effects(ctx.data.study, ctx.data.trials)
+    skipped = "".join(f"<li>{html.escape(f'{name}: {why}')}</li>" for name, why in sorted(effects.skipped.items()))
+    return (
+        "<h3>Each parameter's effect, from every (trial, seed) run</h3>"
+        + f'<p class="knob-effects"><strong>{html.escape(effects_sentence(effects))}</strong></p>'
+        + ("" if effects.table.empty else _table(effects.table, floats="{:.3g}"))
+        + (f"<p>Not estimated:</p><ul>{skipped}</ul>" if skipped else "")
+        + f'<p class="note">{html.escape(METHOD)} {effects.runs} runs of {effects.trials} trials on '
+        f"{effects.seeds} seeds.</p>"
+    )
 
 
 def _parallel(ctx: _Context) -> str:

@@ -18,7 +18,6 @@ from sweeps.stores.locations import open_optuna_storage
 from sweeps.study.schema import (
     ATTR_BASE_CONFIG,
     ATTR_SEEDS,
-    ATTR_VERDICT,
     BOOK,
     HELD_OUT_SEED_START,
     TRIAL_BASELINE,
@@ -26,7 +25,7 @@ from sweeps.study.schema import (
     TRIAL_LOWER_BOUNDS,
     TRIAL_PER_SEED,
 )
-from sweeps.study.stats import aggregate, bootstrap_ci, paired_test
+from sweeps.study.stats import aggregate
 from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY
 
 MAX_SEEDS = 16
@@ -119,31 +118,14 @@ def _draw(rng: np.random.Generator, distribution: optuna.distributions.BaseDistr
 
 def record_verdict(study: optuna.Study, *, winner: int = 1, seeds: int = 32) -> dict:
     """The study's verdict as `dqn-sweep run` stores it: the winner and the book on unseen seeds."""
+    from sweeps.run.verdict import judge
+
     held_out = list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + seeds))
     winner_values = {s: 50.0 + (s % 7) for s in held_out}
     book_values = {s: 85.0 + (s % 11) for s in held_out}
-    paired = paired_test(winner_values, book_values)
-    w_median, b_median = aggregate(list(winner_values.values())), aggregate(list(book_values.values()))
-    w_ci, b_ci = bootstrap_ci(list(winner_values.values())), bootstrap_ci(list(book_values.values()))
-    verdict = {
-        "line": (
-            f"winner trial {winner}: median {w_median:g} (95% CI {w_ci[0]:g}-{w_ci[1]:g}) vs book {b_median:g} "
-            f"({b_ci[0]:g}-{b_ci[1]:g}) on {seeds} unseen seeds; paired Wilcoxon p={paired.p_value:.2g}: better"
-        ),
-        "outcome": "better",
-        "winner_trial": winner,
-        "seeds": held_out,
-        "winner_values": {str(s): v for s, v in winner_values.items()},
-        "book_values": {str(s): v for s, v in book_values.items()},
-        "winner_median": w_median,
-        "winner_ci": list(w_ci),
-        "book_median": b_median,
-        "book_ci": list(b_ci),
-        "p_value": paired.p_value,
-        "alpha": 0.01,
-    }
-    study.set_user_attr(ATTR_VERDICT, verdict)
-    return verdict
+    verdict = judge(winner, held_out, winner_values, book_values, cap=MAX_EPISODES + 1)
+    verdict.store(study)
+    return verdict.to_dict()
 
 
 def journal_study(root: Path, name: str = "racing") -> str:

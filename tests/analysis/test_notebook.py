@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sweeps.stores.locations import open_optuna_storage
-from tests.analysis.builders import MAX_EPISODES, MAX_SEEDS, mlflow_store, racing_study, wide_study
+from tests.analysis.builders import MAX_EPISODES, MAX_SEEDS, mlflow_store, racing_study, record_verdict, wide_study
+from tests.analysis.test_knob_effects import planted_study
 
 NOTEBOOK = Path(__file__).parents[2] / "analysis" / "notebooks" / "compare_sweeps.ipynb"
 
@@ -23,6 +24,12 @@ def _text(cell: dict) -> str:
     return "".join("".join(output.get("data", {}).get("text/plain", "")) for output in cell.get("outputs", []))
 
 
+def _printed(cell: dict) -> str:
+    """What a code cell printed to stdout."""
+    outputs = cell.get("outputs", [])
+    return "".join("".join(o["text"]) for o in outputs if o["output_type"] == "stream" and o["name"] == "stdout")
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory) -> dict:
     import papermill
@@ -30,16 +37,19 @@ def executed(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("notebook_stores")
     storage = f"journal:{root / 'optuna-journal.log'}"
     backend = open_optuna_storage(storage)
-    racing_study(backend, name="racing")  # 9 trials (one failed), 16 + 16 + 16 + 16 + 3 + 4 + 6 + 3 seeds trained
+    # 9 trials (one failed), 16 + 16 + 16 + 16 + 3 + 4 + 6 + 3 seeds trained, and a verdict
+    record_verdict(racing_study(backend, name="racing"))
     wide_study(backend, name="wide", trials=12)  # 12 trials, 16 seeds each
+    planted_study(storage=backend, name="planted")  # learning_rate slows the median x1.35, the rest do nothing
+    planted_study(0.0, storage=backend, name="flat")
     out = root / "executed.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOK),
         str(out),
         parameters={
-            "studies": ["racing", "wide"],
+            "studies": ["racing", "wide", "planted", "flat"],
             "storage": storage,
-            "tracking_uri": mlflow_store(root, ["racing", "wide"]),
+            "tracking_uri": mlflow_store(root, ["racing", "wide", "planted", "flat"]),
             "top": 3,
         },
         kernel_name="python3",
@@ -73,6 +83,19 @@ def test_per_seed_values_print_as_whole_numbers(executed):
     assert not re.search(r"\b\d+\.\d+\b", shown), shown
 
 
+def test_each_parameters_effect_shows_with_its_sentence(executed):
+    cell = next(c for c in _cells(executed, "code") if "knob_effects(" in "".join(c["source"]))
+    printed, table = _printed(cell), _text(cell)
+    assert "pruned trials included" in printed and "resamples of trials and seeds" in printed
+    assert "planted: The 95% CI excludes no effect for learning_rate 0.0003 -> 0.003: median x" in printed
+    flat = re.search(r"^flat: (.*)$", printed, re.M)[1]
+    assert re.fullmatch(
+        r"Within the searched ranges, no parameter moves the median by more than \d+% \(95% CI\)\.", flat
+    )
+    assert "racing: No 95% CI of the per-parameter effects: only" in printed  # 7 trials: too few to bootstrap
+    assert "learning_rate" in table and "0.0003 -> 0.003" in table and "ci_low" in table and "planted" in table
+
+
 def test_the_readme_papermill_line_runs_as_written(tmp_path):
     """The README's command, pasted as is into a folder laid out like a checkout after `make sweep` (its stores
     hold the two studies it names; `.venv` is this interpreter's environment)."""
@@ -95,3 +118,11 @@ def test_the_readme_papermill_line_runs_as_written(tmp_path):
     outputs = [o for c in _cells(executed, "code") for o in c.get("outputs", [])]
     assert outputs and not [o for o in outputs if o["output_type"] == "error"]
     assert any("random-64" in _text(c) for c in _cells(executed, "code"))
+
+
+def test_the_verdict_shows_what_its_comparison_means(executed):
+    cell = next(c for c in _cells(executed, "code") if "effect_table(" in "".join(c["source"]))
+    printed, shown = _printed(cell), _text(cell)
+    assert "racing: winner trial 1: median " in printed and "wide: no verdict recorded" in printed
+    assert "ratio of episodes to solve (Hodges-Lehmann)" in shown and "95% CI of the ratio" in shown
+    assert "seeds to detect a 10% / 20% change" in shown and "better" in shown

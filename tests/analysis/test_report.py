@@ -18,6 +18,7 @@ from sweeps.cli import main
 from sweeps.stores.locations import default_report, open_optuna_storage
 from sweeps.tracking.report_log import log_report
 from tests.analysis.builders import MAX_EPISODES, journal_study, mlflow_store, racing_study, record_verdict, wide_study
+from tests.analysis.test_knob_effects import planted_study
 
 
 class _Stores:
@@ -28,7 +29,9 @@ class _Stores:
         self.verdict = record_verdict(racing_study(backend, name="judged"))
         racing_study(backend, name="unjudged")
         wide_study(backend, name="wide")
-        self.tracking_uri = mlflow_store(root, ["judged", "unjudged", "wide"])
+        planted_study(storage=backend, name="planted")  # learning_rate slows the median x1.35, the rest do nothing
+        planted_study(0.0, storage=backend, name="flat")
+        self.tracking_uri = mlflow_store(root, ["judged", "unjudged", "wide", "planted", "flat"])
 
     def open(self, name: str) -> StudyData:
         return StudyData.open(name, storage=self.storage, tracking=self.tracking_uri)
@@ -62,6 +65,9 @@ def test_report_opens_with_the_verdict(stores, tmp_path):
     assert stores.verdict["line"] in verdict
     assert "winner" in verdict and "book" in verdict and "10000..10031" in verdict
     assert f"{stores.verdict['p_value']:.2g}" in verdict and "no verdict recorded" not in text
+    effect = stores.verdict["effect"]
+    assert f"{effect['ratio']:.3f}" in verdict and f"{effect['ci95'][0]:.3f}-{effect['ci95'][1]:.3f}" in verdict
+    assert "equivalence (TOST): 90% CI within ±10%" in verdict and "seeds to detect a 10% / 20% change" in verdict
 
     assert "data:image/png;base64," in _section(text, "budget")
     top = _section(text, "top")
@@ -74,6 +80,25 @@ def test_report_without_a_verdict_says_so(stores, tmp_path):
     text = build_report(stores.open("unjudged"), tmp_path / "unjudged.html").read_text()
     assert _sections(text)[0] == "verdict" and "no verdict recorded" in _section(text, "verdict")
     assert "--no-validate" in _section(text, "verdict")
+
+
+def test_importances_show_each_parameters_effect_from_every_run(stores, tmp_path):
+    """Beside fANOVA: the per-parameter table with its CIs, and a sentence that claims a flat space only when every
+    interval allows no effect."""
+    planted = _section(build_report(stores.open("planted"), tmp_path / "planted.html").read_text(), "importances")
+    assert planted.index("fANOVA") < planted.index("Each parameter's effect, from every (trial, seed) run")
+    assert "<td>learning_rate</td>" in planted and "<td>0.0003 -&gt; 0.003</td>" in planted
+    assert "<td>gamma</td>" in planted and "<td>16 -&gt; 64</td>" in planted
+    assert "The 95% CI excludes no effect for learning_rate 0.0003 -&gt; 0.003: median x" in planted
+    assert "no parameter moves the median" not in planted
+    assert "pruned trials included" in planted and "resamples of trials and seeds" in planted
+    assert "484 runs of 40 trials on 16 seeds" in planted  # 27 complete x 16 seeds + 13 pruned x 4
+
+    flat = _section(build_report(stores.open("flat"), tmp_path / "flat.html").read_text(), "importances")
+    assert re.search(
+        r"<strong>Within the searched ranges, no parameter moves the median by more than \d+% \(95% CI\)", flat
+    )
+    assert "<td>learning_rate</td>" in flat and "excludes no effect" not in flat
 
 
 def test_build_report_logs_nothing_to_mlflow(stores, tmp_path):
@@ -91,7 +116,7 @@ def test_verdict_table(stores):
     low, high = stores.verdict["book_ci"]
     assert table.loc["book", "95% CI"] == f"{low:.4g}-{high:.4g}"
     assert table["seeds"].tolist() == [32, 32] and table.loc["winner", "paired p"] == f"{verdict.p_value:.2g}"
-    assert verdict.winner_values[10000] == stores.verdict["winner_values"]["10000"]
+    assert verdict.winner_values[10000] == stores.verdict["winner_values"][0]
 
     unjudged = optuna.load_study(study_name="unjudged", storage=open_optuna_storage(stores.storage))
     assert recorded_verdict(unjudged) is None and "dqn-sweep run" in NO_VERDICT
