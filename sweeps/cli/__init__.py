@@ -6,12 +6,15 @@ shared option groups and the exit codes. The CLI parses and calls: every input c
 (`StudyOptions`, `SweepOptions`) or in `sweeps.stores.preflight`.
 
 Heavy imports (TensorFlow, Optuna, MLflow, pandas) happen inside the handlers, so `--help` and argument errors are
-instant. Every user error ends as one line on stderr and exit code 2; no traceback.
+instant. Every user error ends as one line on stderr and exit code 2; no traceback. Output cut short by its reader
+(`dqn-sweep best | head -1`) ends the command quietly, as SIGPIPE ends other Unix tools (exit 128 + SIGPIPE).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,7 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         args.argv = argv
         _relocate_store(args)
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that went away is found here, not in the interpreter's flush at exit
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 128 + signal.SIGPIPE
     except (UsageError, ConfigError) as exc:
         print(f"error: {exc}" if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
         return EXIT_USAGE
@@ -58,6 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: point stdout at /dev/null, so that the interpreter's flush at exit
+    does not raise again (the recipe of the Python docs' "Note on SIGPIPE"). Python ignores SIGPIPE, so without
+    this a `| head` ended in a BrokenPipeError traceback."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file (a test's capture): nothing is flushed to a pipe at exit
+        pass
 
 
 def _version() -> str:

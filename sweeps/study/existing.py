@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
@@ -71,22 +73,40 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return ranked[0] if ranked else None
 
 
-def best_table(study: optuna.Study) -> str:
+def best_summary(study: optuna.Study) -> dict[str, Any]:
+    """The best complete trial as plain data (`best --format json`, and the rows of `best_table`): what a script
+    reads without parsing the table."""
     best = best_trial(study)
     if best is None:
         raise ConfigError(f"study '{study.study_name}' has no complete trial yet")
-    per_seed = per_seed_values(best)
-    rows = [
-        ("study", study.study_name),
-        ("best trial", str(best.number)),
-        (f"episodes to solve (median of {len(per_seed)} seeds)", f"{best.value:g}"),
-        ("per seed", ", ".join(f"{s}: {v}" for s, v in sorted(per_seed.items()))),
-        ("censored", str(best.user_attrs.get(TRIAL_CENSORED, False))),
-        ("MLflow run", best.user_attrs.get(TRIAL_RUN_ID, "-")),
-    ]
     verdict = Verdict.of_study(study)
-    if verdict and verdict.winner_trial == best.number:
-        rows.append(("verdict", verdict.line or ""))
-    rows += [(name, f"{value:.6g}" if isinstance(value, float) else str(value)) for name, value in best.params.items()]
+    return {
+        "study": study.study_name,
+        "trial": best.number,
+        "value": best.value,
+        "per_seed": {str(seed): value for seed, value in sorted(per_seed_values(best).items())},
+        "censored": bool(best.user_attrs.get(TRIAL_CENSORED, False)),
+        "mlflow_run_id": best.user_attrs.get(TRIAL_RUN_ID),
+        "verdict": (verdict.line or "") if verdict and verdict.winner_trial == best.number else None,
+        "params": dict(best.params),
+    }
+
+
+def best_table(study: optuna.Study) -> str:
+    summary = best_summary(study)
+    per_seed = summary["per_seed"]
+    rows = [
+        ("study", summary["study"]),
+        ("best trial", str(summary["trial"])),
+        (f"episodes to solve (median of {len(per_seed)} seeds)", f"{summary['value']:g}"),
+        ("per seed", ", ".join(f"{s}: {v}" for s, v in per_seed.items())),
+        ("censored", str(summary["censored"])),
+        ("MLflow run", summary["mlflow_run_id"] or "-"),
+    ]
+    if summary["verdict"] is not None:
+        rows.append(("verdict", summary["verdict"]))
+    rows += [
+        (name, f"{value:.6g}" if isinstance(value, float) else str(value)) for name, value in summary["params"].items()
+    ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)

@@ -4,7 +4,8 @@ consecutive successes, and every seed's result is reported the moment it finishe
 A trial trains seeds 0, 1, 2, ... (the same seeds for every trial, so comparisons are paired). Each finished seed is
 reported to Optuna as the intermediate value at step = seed, the contract of `optuna.pruners.WilcoxonPruner`, which
 prunes the trial once a paired signed-rank test over common seeds says it is worse than the best. A trial that
-finishes all `max_seeds` seeds completes with the median; a pruned trial keeps the values of the seeds it finished.
+finishes all `max_seeds` seeds completes with the median; a pruned trial keeps the values of the seeds it finished,
+and its value as Optuna's tools show it is their median too (not Optuna's default, its last seed's value).
 A seed stops early once five successes can no longer be reached within max_episodes (its value is then censored
 at max_episodes + 1, whatever more episodes would show). A trial that another worker declared dead (its
 heartbeats were late) refuses updates; it is dropped here as FAIL, since its retry is already queued.
@@ -23,6 +24,7 @@ from optuna.trial import TrialState
 
 from dqn_core.config import TrainConfig
 from dqn_core.results import EpisodeStats
+from sweeps.stores.optuna_adapter import tell_pruned
 from sweeps.study.schema import TRIAL_CENSORED, TRIAL_ENV_STEPS, TRIAL_PER_SEED, TRIAL_WALL_TIME
 from sweeps.study.stats import aggregate
 
@@ -130,8 +132,8 @@ def pruner_outcome(run: TrialRun) -> TrialState | None:
 
 
 def conclude(study: optuna.Study, run: TrialRun, outcome: TrialState) -> None:
-    """The one place a trial's end is told: COMPLETE with the median of its seeds, or PRUNED, with its record
-    attributes. A trial the storage already holds as finished (FAIL, by another worker's stale check, found
+    """The one place a trial's end is told: COMPLETE or PRUNED with the median of its finished seeds, with its
+    record attributes. A trial the storage already holds as finished (FAIL, by another worker's stale check, found
     now or earlier) is dropped as FAIL: its retry is already queued."""
     run.wall_time_s = time.perf_counter() - run.started
     if outcome != TrialState.FAIL:
@@ -150,11 +152,15 @@ def _tell(study: optuna.Study, run: TrialRun, state: TrialState) -> None:
     run.trial.set_user_attr(TRIAL_CENSORED, any(v > run.config.max_episodes for v in run.values.values()))
     run.trial.set_user_attr(TRIAL_ENV_STEPS, run.env_steps)
     run.trial.set_user_attr(TRIAL_WALL_TIME, round(run.wall_time_s, 3))
+    median = aggregate(list(run.values.values()))
     if state == TrialState.COMPLETE:
-        run.value = aggregate(list(run.values.values()))
+        run.value = median
         told = study.tell(run.trial, run.value, skip_if_finished=True)
     else:
-        told = study.tell(run.trial, state=state, skip_if_finished=True)
+        # Optuna would store the last intermediate value, one seed's result, as the pruned trial's value (shown by
+        # optuna-dashboard and `optuna trials`, often below the best's median). `run.value` stays None: MLflow's
+        # `episodes_to_solve`, which its trials view sorts by, is a complete trial's value only.
+        told = tell_pruned(study, run.trial, median)
     if told.state != state:  # failed as stale by another worker in between
         raise UpdateFinishedTrialError(f"trial {run.number} is already {told.state.name}")
 

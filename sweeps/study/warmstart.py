@@ -3,12 +3,14 @@ queued as the first trials of a sweep (after the book), from files or from the t
 
 A queued configuration is projected onto the new sweep's search space: its value of every searched parameter is
 queued; a value outside the space is an error for a file the user wrote, and left to the sampler for a study's
-trial (whose space may differ: that is the point of `--from-study`).
+trial (whose space may differ: that is the point of `--from-study`). A file that sets a key the sweep does not
+search to another value than the sweep's base config (another network, another env) is an error too: a trial
+carries only searched values, so that key would be dropped without a word.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ import yaml
 
 from dqn_core.config import TrainConfig, load_config
 from dqn_core.errors import ConfigError
+from dqn_core.yamlfile import read_mapping
 from sweeps.study.existing import best_trial, ranked_complete_trials
 from sweeps.study.schema import per_seed_values, trial_config
 from sweeps.study.space import ParamSpec, SweepFile, sweep_from_mapping
@@ -79,7 +82,40 @@ def project(config: TrainConfig, space: Sequence[ParamSpec], origin: str, *, str
 
 
 def from_files(paths: Sequence[str], sweep: SweepFile) -> list[QueuedConfig]:
-    return [project(load_config(path), sweep.space, str(path), strict=True) for path in paths]
+    queued = []
+    for path in paths:
+        config = load_config(path)
+        check_unsearched(path, config, sweep)
+        queued.append(project(config, sweep.space, str(path), strict=True))
+    return queued
+
+
+def check_unsearched(path: str | Path, config: TrainConfig, sweep: SweepFile) -> None:
+    """Refuse a file whose keys outside the search space differ from the sweep's base config: first the env (the
+    file was written for another problem), then every such key by name. Keys the file leaves out, and keys equal to
+    the base (a `best --format yaml` of the same sweep), are fine."""
+    data = read_mapping(path)
+    if isinstance(data.get("trainer"), Mapping):
+        data = data["trainer"]
+    searched = {spec.name for spec in sweep.space}
+    base = sweep.base
+    if "env_id" in data and "env_id" not in searched and config.env_id != base.env_id:
+        raise ConfigError(
+            f"--enqueue {path}: written for env {config.env_id}, but this sweep trains {base.env_id}; "
+            "enqueue a config of this env"
+        )
+    differ = [key for key in data if key not in searched and getattr(config, key) != getattr(base, key)]
+    if differ:
+        shown = ", ".join(f"{key}={_shown(getattr(config, key))} (base {_shown(getattr(base, key))})" for key in differ)
+        raise ConfigError(
+            f"--enqueue {path}: {shown} not searched by this sweep, so a queued trial cannot carry "
+            f"{'it' if len(differ) == 1 else 'them'}; add {'it' if len(differ) == 1 else 'them'} to search_space, "
+            "or use --base-config"
+        )
+
+
+def _shown(value: Any) -> str:
+    return str(list(value)) if isinstance(value, tuple) else repr(value)
 
 
 def from_study(source: optuna.Study, top: int, sweep: SweepFile) -> list[QueuedConfig]:

@@ -15,6 +15,7 @@ import yaml
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
     from dqn_core.agent import TrainedAgent
 
@@ -58,26 +59,47 @@ def read_curve_steps(path: Path) -> dict[int, list[int]]:
 def write_learning_curve(
     path: Path, steps_per_seed: Mapping[int, Sequence[int]], *, threshold: int | None, title: str
 ) -> Path:
-    """Steps per episode for every seed, with the success threshold where it is a length (CartPole): the picture
-    people look at first."""
+    """The learning-curve PNG of `learning_curve_figure`: the picture people look at first."""
+    import matplotlib.pyplot as plt
+
+    fig = learning_curve_figure(steps_per_seed, threshold=threshold, title=title)
+    try:
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def learning_curve_figure(steps_per_seed: Mapping[int, Sequence[int]], *, threshold: int | None, title: str) -> Figure:
+    """Steps per episode: the median over the seeds still playing that episode (solved seeds stop early, as in
+    MLflow's `steps_median` chart) with their interquartile band, every seed as a thin line in one colour, and the
+    success threshold where it is a length (CartPole). A best trial has up to 16 seeds or more: one legend entry and
+    one colour per seed ran off the figure, covered the curves and repeated colours after ten."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    runs = [np.asarray(steps, dtype=float) for steps in steps_per_seed.values() if len(steps)]
+    length = max((len(run) for run in runs), default=0)
+    table = np.full((len(runs), length), np.nan)  # seed x episode; NaN once a seed has stopped
+    for row, run in zip(table, runs, strict=True):
+        row[: len(run)] = run
+    episodes = np.arange(1, length + 1)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=80)
-    try:
-        for seed, steps in steps_per_seed.items():
-            ax.plot(np.arange(1, len(steps) + 1), steps, lw=1.2, label=f"seed {seed}")
-        if threshold is not None:
-            ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"success ({threshold})")
-        ax.set(xlabel="episode", ylabel="steps", title=title)
-        ax.legend(loc="lower right", fontsize="small")
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
-    return path
+    for run in runs:
+        ax.plot(episodes[: len(run)], run, color="tab:blue", alpha=0.25, lw=0.6)
+    if runs:
+        low, median, high = np.nanpercentile(table, [25, 50, 75], axis=0)
+        ax.fill_between(episodes, low, high, color="tab:blue", alpha=0.2, lw=0, label="middle half of the seeds")
+        ax.plot(episodes, median, color="tab:blue", lw=2, label=f"median of {len(runs)} seeds (thin: each seed)")
+    if threshold is not None:
+        ax.axhline(threshold, color="grey", ls="--", lw=0.8, label=f"success ({threshold})")
+    ax.set(xlabel="episode", ylabel="steps", title=title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize="small", framealpha=0.8)
+    fig.tight_layout()
+    return fig
 
 
 def write_episode_gif(path: Path, agent: TrainedAgent, *, seed: int = 0, scale: float = 0.5, fps: int = 25) -> int:

@@ -84,7 +84,7 @@ def _summary(trial: FrozenTrial) -> dict[str, float]:
     attrs = trial.user_attrs
     per_seed = attrs.get(TRIAL_PER_SEED, {})
     return summary_metrics(
-        value=trial.value,
+        value=trial.value if trial.state == TrialState.COMPLETE else None,  # as a live run: a pruned trial has none
         per_seed=per_seed,
         bounds=attrs.get(TRIAL_LOWER_BOUNDS, {}),
         extra={
