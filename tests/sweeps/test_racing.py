@@ -88,6 +88,11 @@ def test_run_ends_with_a_verdict_on_unseen_seeds_logged_to_the_study_and_its_par
     assert parent.data.tags["dqn_sweep.verdict"] == line
     assert parent.data.metrics["verdict_seeds"] == 6
     assert parent.data.metrics["verdict_winner_median"] == verdict["winner_median"]
+    assert parent.data.tags["dqn_sweep.verdict_outcome"] == verdict["outcome"]
+    assert parent.data.metrics["verdict_equivalence_margin"] == 0.1
+    if verdict["effect"]["n"]:
+        assert parent.data.metrics["verdict_ratio"] == verdict["effect"]["ratio"]
+        assert parent.data.metrics["verdict_seeds_for_10pct"] == verdict["effect"]["seeds_for_10"]
 
     # A resume with nothing left to do gives the same verdict without training again.
     assert stores.run(study="verdict") == 0
