@@ -9,6 +9,9 @@ import os
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import first_line, redact
 
+STUDY_TAG = "dqn_sweep.study"  # on a study's experiment and on every run in it: the study's name
+ROLE_TAG = "dqn_sweep.role"
+
 # MLflow's HTTP defaults (7 retries, exponential backoff, 120 s timeout) stall a sweep for minutes per call when
 # the server is down; these bound one call to a few seconds. Closing a run on a server also prints its URL to
 # stdout, once per trial. Set the variables yourself to override them.
@@ -47,8 +50,33 @@ def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
         experiment = client.get_experiment_by_name(study_name) if study_name else None
     except Exception as exc:
         raise ConfigError(redact(f"cannot use MLflow tracking store {uri}: {first_line(exc)}")) from None
-    if experiment is not None and experiment.lifecycle_stage == "deleted":
+    if experiment is None:
+        return
+    if experiment.lifecycle_stage == "deleted":
         raise ConfigError(
             f"MLflow experiment '{study_name}' (id {experiment.experiment_id}) is deleted; restore it with "
             f"`mlflow experiments restore --experiment-id {experiment.experiment_id}` or use another --study-name"
         )
+    if not _made_by_a_sweep(client, experiment, study_name):
+        raise ConfigError(
+            f"MLflow experiment '{study_name}' (id {experiment.experiment_id}) was not made by dqn-sweep (no "
+            f"{STUDY_TAG} tag): its runs and artifacts are another program's; use another --study-name or "
+            "--tracking-uri"
+        )
+
+
+def _made_by_a_sweep(client, experiment, study_name: str) -> bool:
+    """An experiment of this tool carries the study tag (since the first version); one made by hand for a study
+    still holds the study's parent run. Anything else belongs to another program and is never adopted: its
+    artifacts would go to that program's folder and its runs would mix with the sweep's."""
+    if experiment.tags.get(STUDY_TAG) == study_name:
+        return True
+    try:
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=f"tags.`{ROLE_TAG}` = 'study' and tags.`{STUDY_TAG}` = '{study_name}'",
+            max_results=1,
+        )
+    except Exception as exc:
+        raise ConfigError(redact(f"cannot read MLflow experiment '{study_name}': {first_line(exc)}")) from None
+    return bool(runs)

@@ -1,8 +1,10 @@
 """The MLflow tag names dqn-sweep writes and reads, in one place: the sweep, recovery, validation and analysis
 look runs up by these, so a name spelled twice would split one concept in two."""
 
-TAG_STUDY = "dqn_sweep.study"
-TAG_ROLE = "dqn_sweep.role"  # "study", "trial" or "validation"
+from sweeps.stores.tracking_store import ROLE_TAG, STUDY_TAG
+
+TAG_STUDY = STUDY_TAG  # the preflight checks it before anything is written: spelled in the stores room
+TAG_ROLE = ROLE_TAG  # "study", "trial" or "validation"
 TAG_TRIAL = "dqn_sweep.trial_number"
 TAG_STATE = "dqn_sweep.state"
 TAG_SAMPLER = "dqn_sweep.sampler"
