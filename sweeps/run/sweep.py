@@ -47,6 +47,7 @@ def _run(options: SweepOptions) -> SweepSummary:
         ended_early = worker.train()
         log.flush()
         notes = log_best_agent(study, tracker) + ended_early
+        stop.check()  # a stop while the best agent trained: the parent run ends KILLED, the exit code says so
         if tracker.failed_calls:  # a run whose closing call was skipped during an outage: close it now
             tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
         verdict = _verdict(options, study, tracker, stop, log)
@@ -110,7 +111,10 @@ def _verdict(options: SweepOptions, study: optuna.Study, tracker: StudyTracker, 
     log.close()  # the verdict's line must not land inside the bar
     if options.progress:
         print(f"verdict: training the winner and the book on {n} unseen seeds ...", file=sys.stderr, flush=True)
-    verdict = decide(study, n, margin=options.study.equivalence_margin, shape=options.sweep.stream_shape())
+    verdict = decide(
+        study, n, margin=options.study.equivalence_margin, shape=options.sweep.stream_shape(), check_stop=stop.check
+    )
+    stop.check()  # a stop in the verdict's last compiled call
     if verdict is not None:
         tracker.attempt(
             "logging the verdict",

@@ -12,7 +12,7 @@ the book instead, so that a book win still says whether anything in the space ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -86,12 +86,19 @@ def _comparison(effect: Effect) -> str:
 
 
 def held_out_values(
-    configs: Sequence[TrainConfig], seeds: Sequence[int], *, shape: StreamShape | None = None
+    configs: Sequence[TrainConfig],
+    seeds: Sequence[int],
+    *,
+    shape: StreamShape | None = None,
+    check_stop: Callable[[], None] | None = None,
 ) -> list[dict[int, float]]:
-    """Train every config on every seed, all as one population; per config {seed: episodes to solve}."""
+    """Train every config on every seed, all as one population; per config {seed: episodes to solve}.
+    `check_stop` runs at every finished episode and may raise to end the training (a stop signal)."""
     from dqn_core.trainer import train_population
 
-    results = train_population([(config, seed) for config in configs for seed in seeds], shape=shape)
+    hook = None if check_stop is None else (lambda agent, stats: check_stop())
+    members = [(config, seed) for config in configs for seed in seeds]
+    results = train_population(members, shape=shape, on_episode=hook)
     out = []
     for index, config in enumerate(configs):
         mine = results[index * len(seeds) : (index + 1) * len(seeds)]
@@ -105,11 +112,17 @@ def held_out_values(
 
 
 def decide(
-    study: optuna.Study, n_seeds: int, *, margin: float = DEFAULT_MARGIN, shape: StreamShape | None = None
+    study: optuna.Study,
+    n_seeds: int,
+    *,
+    margin: float = DEFAULT_MARGIN,
+    shape: StreamShape | None = None,
+    check_stop: Callable[[], None] | None = None,
 ) -> Verdict | None:
     """The verdict on the study's current winner (None without a complete trial), recorded in the study. Values a
     verdict the study already holds for the same configurations and seeds are reused: training is deterministic,
-    so they would come out the same (the statistics and the line are worked out again from them, untrained)."""
+    so they would come out the same (the statistics and the line are worked out again from them, untrained).
+    `check_stop` may end the training (a stop signal); nothing is recorded then."""
     ranked = ranked_complete_trials(study)
     if not ranked or n_seeds < 1:
         return None
@@ -126,7 +139,7 @@ def decide(
     values = _recorded_values(Verdict.of_study(study), best.number, runner, seeds)
     missing = [name for name in wanted if name not in values]
     if missing:
-        trained = held_out_values([wanted[name] for name in missing], seeds, shape=shape)
+        trained = held_out_values([wanted[name] for name in missing], seeds, shape=shape, check_stop=check_stop)
         values |= dict(zip(missing, trained, strict=True))
     verdict = judge(
         best.number,

@@ -58,3 +58,49 @@ def test_sigint_keeps_finished_trials_and_closes_running_ones(tmp_path):
             assert by_number[trial.number].info.status == "KILLED"
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             assert by_number[trial.number].info.status == "FINISHED"
+
+
+AFTER_THE_LAST_TRIAL = """
+study: {n_trials: 1, max_seeds: 2, slots: 4, sampler: random, pruner: none, seed: 0, validate_seeds: 400}
+trainer: {max_episodes: 100}
+search_space:
+  gamma: {type: float, low: 0.9, high: 0.99}
+"""
+
+
+def test_sigterm_during_the_verdict_stops_it_and_says_so(tmp_path):
+    """A 400-seed verdict follows the one trial: a SIGTERM once it has started ends the run with 143 and the parent
+    run KILLED, and no verdict is recorded (it used to be acknowledged, then ignored, with exit 0)."""
+    import threading
+
+    from tests.helpers import Stores
+
+    stores = Stores(tmp_path)
+    stores.config.write_text(AFTER_THE_LAST_TRIAL)
+    argv = [a for a in stores.argv() if a != "--no-progress"]  # the progress lines say when the verdict starts
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    err = bytearray()
+    reader = threading.Thread(target=lambda: [err.extend(chunk) for chunk in iter(lambda: proc.stderr.read1(), b"")])
+    reader.start()
+    deadline = time.monotonic() + 240
+    while b"verdict: training" not in err and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2)  # inside the verdict's training
+    assert proc.poll() is None, "the run ended before the signal"
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        reader.join(timeout=10)
+    assert proc.returncode == 143, err.decode()[-2000:]
+
+    study = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{stores.journal}"))
+    assert "verdict" not in study.user_attrs
+    client = MlflowClient(stores.tracking_uri)
+    experiment = client.get_experiment_by_name("tiny")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")
+    assert parent.info.status == "KILLED"
