@@ -5,6 +5,7 @@ Validation happens here, once, so every entry point (Python, YAML, `--set`) fail
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -23,6 +24,17 @@ REWARD_MODES = ("book", "env")
 TIME_LIMIT_MODES = ("terminal", "bootstrap")
 EPSILON_SCHEDULES = ("exponential", "linear")
 MAX_UPDATES_PER_STEP = 16
+# Hidden layers of the Q-network. The book has 3; the DQN literature on low-dimensional control (rl-zoo3's tuned
+# CartPole, Acrobot and MountainCar agents, SB3's default MLP) uses 1-3, so 8 leaves room to explore deeper nets. Every
+# layer is one more padded matmul in the compiled population graph (its size and compile time grow with depth):
+# 300 one-unit layers took 378 s and 17.8 GB for 5 episodes.
+MAX_HIDDEN_LAYERS = 8
+MAX_HIDDEN_UNITS = 4096
+# The graph computes every float setting in float32 (`dqn_core.hyper`): a larger value would become inf (with a
+# NumPy overflow warning) and a tiny nonzero one 0.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.401298464324817e-45  # the smallest positive (subnormal) float32
+FLOAT_FIELDS = ("gamma", "epsilon_start", "epsilon_stop", "epsilon_decay_rate", "learning_rate")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +65,7 @@ class TrainConfig:
     batch_size: int = 32
     """Transitions per gradient step; training starts once replay holds this many (book: BATCH_SIZE)."""
     hidden_sizes: tuple[int, ...] = (16, 16, 16)
-    """Units of each ReLU hidden layer of the Q-network."""
+    """Units of each ReLU hidden layer of the Q-network (1-8 layers of 1-4096 units)."""
     learning_rate: float = 1e-3
     """Adam step size."""
     target_refresh_episodes: int = 1
@@ -155,7 +167,7 @@ def coerce_value(key: str, value: Any) -> Any:
     if kind == "tuple[int, ...]":
         if isinstance(value, str):  # "32,32" or "[32, 32]" from --set, or a sweep's categorical choice
             parsed = _scalar(value)
-            value = parsed if isinstance(parsed, list) else [_scalar(p) for p in value.split(",") if p.strip()]
+            value = parsed if isinstance(parsed, list) else _layer_list(key, value)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list of integers, got {value!r}")
         return tuple(_as_int(f"{key} entry", item) for item in value)
@@ -168,6 +180,9 @@ def coerce_value(key: str, value: Any) -> Any:
     if kind is int:
         return _as_int(key, value)
     if kind is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-3` and `1e300` (no dot, no sign) as strings
+            with contextlib.suppress(ValueError):
+                value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         return float(value)
@@ -192,6 +207,18 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     if "trainer" in data and isinstance(data["trainer"], Mapping):
         data = data["trainer"]
     return TrainConfig.from_mapping({**data, **(overrides or {})}, source=str(path))
+
+
+def _layer_list(key: str, text: str) -> list[Any]:
+    """The entries of "16,32"; an empty entry ("16,,16", "16,16,") is an error, not a layer fewer."""
+    if not text.strip():
+        return []  # no layer at all: `_check_ranges` says that hidden_sizes needs one
+    parts = text.split(",")
+    for number, part in enumerate(parts, start=1):
+        if not part.strip():
+            where = f"entry {number} of {len(parts)} in {text.strip()!r}"
+            raise ConfigError(f"{key}: {where} is empty (one number per layer)")
+    return [_scalar(part) for part in parts]
 
 
 def _scalar(text: str) -> Any:
@@ -236,11 +263,18 @@ def _require(ok: bool, message: str) -> None:
 
 
 def _check_ranges(c: TrainConfig) -> None:
-    finite = all(
-        math.isfinite(getattr(c, n))
-        for n in ("gamma", "epsilon_start", "epsilon_stop", "epsilon_decay_rate", "learning_rate")
-    )
+    finite = all(math.isfinite(getattr(c, n)) for n in FLOAT_FIELDS)
     _require(finite, "float config values must be finite numbers")
+    for name in FLOAT_FIELDS:
+        value = abs(getattr(c, name))
+        _require(
+            value <= FLOAT32_MAX,
+            f"{name}: {getattr(c, name):g} overflows float32, the graph's dtype (at most {FLOAT32_MAX:.7g})",
+        )
+        _require(
+            value == 0 or value >= FLOAT32_TINY,
+            f"{name}: {getattr(c, name):g} underflows float32, the graph's dtype, to 0 (at least {FLOAT32_TINY:.7g})",
+        )
     _require(0.0 < c.gamma <= 1.0, f"gamma must be in (0, 1], got {c.gamma}")
     _require(c.max_episodes >= 1, f"max_episodes must be >= 1, got {c.max_episodes}")
     _require(c.warmup >= 0, f"warmup must be >= 0, got {c.warmup}")
@@ -256,6 +290,10 @@ def _check_ranges(c: TrainConfig) -> None:
         f"batch_size must be in [1, memory_size={c.memory_size}], got {c.batch_size}",
     )
     _require(len(c.hidden_sizes) >= 1, "hidden_sizes must name at least one hidden layer")
+    _require(
+        len(c.hidden_sizes) <= MAX_HIDDEN_LAYERS,
+        f"hidden_sizes: {len(c.hidden_sizes)} layers, at most {MAX_HIDDEN_LAYERS} are allowed (the book has 3)",
+    )
     _require(
         all(units >= 1 for units in c.hidden_sizes),
         f"hidden_sizes entries must be >= 1 unit, got {list(c.hidden_sizes)}",
@@ -304,8 +342,8 @@ def _check_ranges(c: TrainConfig) -> None:
     ):
         _require(getattr(c, name) <= high, f"{name} must be <= {high:,}, got {getattr(c, name)}")
     _require(
-        all(units <= 4096 for units in c.hidden_sizes),
-        f"hidden_sizes entries must be <= 4096 units, got {list(c.hidden_sizes)}",
+        all(units <= MAX_HIDDEN_UNITS for units in c.hidden_sizes),
+        f"hidden_sizes entries must be <= {MAX_HIDDEN_UNITS} units, got {list(c.hidden_sizes)}",
     )
 
 

@@ -28,15 +28,19 @@ def add_parser(commands: Commands) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    from dqn_core.errors import shown
     from sweeps.run.replay import write_replay
-    from sweeps.stores.locations import tracking_uri
+    from sweeps.stores.locations import storage_url, tracking_uri
+    from sweeps.stores.output_paths import StoreFiles, refuse_store
     from sweeps.stores.preflight import check_output_file, probe_tracking_store
     from sweeps.study.existing import find_trial, load_existing_study
     from sweeps.study.schema import trial_config
     from sweeps.tracking.tracker import StudyTracker
 
+    uri = tracking_uri(args.tracking_uri)
+    stores = StoreFiles.of(storage=storage_url(args.storage, uri), tracking=uri)
     if args.out is not None:  # checked before the study is read; the default name needs the trial's number
-        check_output_file(Path(args.out), "replay --out", GIF)
+        refuse_store(check_output_file(Path(args.out), "--out", GIF), "--out", stores)
     study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
     trial = find_trial(study, number=args.trial, run_id=args.run_id)
     config = trial_config(study, trial)
@@ -44,12 +48,11 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"dqn-sweep replay: {config.env_id} draws no rgb_array frames, so there is no GIF to write")
     out = Path(args.out or f"replay-{trial.number}.gif")
     if args.out is None:
-        check_output_file(out, "replay --out", GIF)
-    uri = tracking_uri(args.tracking_uri)
+        refuse_store(check_output_file(out, "--out", GIF), "--out", stores)
     probe_tracking_store(uri, study_name=study.study_name, must_exist=True)
     tracker = StudyTracker(uri, study.study_name, tags={})
-    path, steps, note = write_replay(study, tracker, trial, out, log_agent=False)
-    print(f"trial {trial.number}: wrote {path} ({steps}-step greedy episode) and logged it to its MLflow run")
+    path, steps, note = write_replay(study, tracker, trial, out, log_agent=False, stores=stores)
+    print(f"trial {trial.number}: wrote {shown(path)} ({steps}-step greedy episode) and logged it to its MLflow run")
     if note:
         print(note, file=sys.stderr)
     return 0

@@ -41,14 +41,19 @@ def _config_help() -> str:
 
 def handle(args: argparse.Namespace) -> int:
     from dqn_core.config import TrainConfig, load_config, parse_assignment
+    from dqn_core.errors import shown
     from dqn_core.shape import SEED_LIMIT
+    from sweeps.stores.locations import storage_url, tracking_uri
+    from sweeps.stores.output_paths import StoreFiles, refuse_store, write_output
     from sweeps.stores.preflight import bounded, check_output_file
 
     overrides = dict(parse_assignment(item) for item in args.overrides)
     config = load_config(args.config, overrides) if args.config else TrainConfig.from_mapping(overrides, source="--set")
     bounded("--seed", args.seed, 0, SEED_LIMIT - 1)
+    uri = tracking_uri(None)  # train opens no store, but --save must not land on the default ones either
+    stores = StoreFiles.of(storage=storage_url(None, uri), tracking=uri, configs=[args.config] if args.config else [])
     if args.save:
-        check_output_file(Path(args.save), "train --save", (".npz",))
+        refuse_store(check_output_file(Path(args.save), "--save", (".npz",)), "--save", stores)
 
     from dqn_core.trainer import EpisodeStats, train  # TensorFlow loads only once the input is known to be good
 
@@ -67,6 +72,6 @@ def handle(args: argparse.Namespace) -> int:
         f"{result.wall_time_s:.2f} s ({rate:,.0f} steps/s, compilation included)"
     )
     if args.save:
-        path = result.agent().save(args.save)
-        print(f"saved agent to {path}")
+        write_output(Path(args.save), result.agent().save, option="--save", stores=stores)
+        print(f"saved agent to {shown(args.save)}")
     return 0

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 
 from dqn_core.agent import TrainedAgent
+from sweeps.stores.output_paths import StoreFiles, write_output
 from sweeps.study.existing import best_trial
 from sweeps.study.schema import CURVES_FILE, TRIAL_RUN_ID, per_seed_values, trial_config
 from sweeps.tracking import artifacts
@@ -36,16 +37,24 @@ def retrain_agent(study: optuna.Study, trial: optuna.trial.FrozenTrial, seed: in
 
 
 def write_replay(
-    study: optuna.Study, tracker: StudyTracker, trial: optuna.trial.FrozenTrial, out: Path, *, log_agent: bool
+    study: optuna.Study,
+    tracker: StudyTracker,
+    trial: optuna.trial.FrozenTrial,
+    out: Path,
+    *,
+    log_agent: bool,
+    stores: StoreFiles | None = None,
 ) -> tuple[Path, int, str]:
     """Re-train the trial's representative seed, render a GIF to `out`, log both to the trial's run. An env that
-    cannot draw frames (no rgb_array render mode) gets no GIF: its greedy episode is played without one."""
+    cannot draw frames (no rgb_array render mode) gets no GIF: its greedy episode is played without one. The GIF
+    is written whole and never over one of `stores` (`write_output`: training takes minutes after the check)."""
     seed = representative_seed(trial)
     agent, solved_at = retrain_agent(study, trial, seed)
     renders = agent.config.env.renders
     if renders:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        steps = artifacts.write_episode_gif(out, agent, seed=seed)
+        steps = write_output(
+            out, lambda gif: artifacts.write_episode_gif(gif, agent, seed=seed), option="--out", stores=stores
+        )
     else:
         steps = agent.play(seed=seed).steps
     expected = per_seed_values(trial).get(seed)

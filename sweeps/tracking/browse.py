@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import unicodedata
 from pathlib import Path
 
 from sweeps.stores.locations import JOURNAL_PREFIX, redact, sqlite_path
@@ -48,4 +49,21 @@ def browse_lines(tracking_uri: str, storage: str, experiment_id: str) -> list[st
 
 
 def _command(*words: str) -> str:
-    return shlex.join(words)
+    return " ".join(map(_shell_word, words))
+
+
+def _shell_word(word: str) -> str:
+    """`shlex.quote`, but a word holding a line break or another control character (a folder may be called
+    "a<newline>b") is written in ANSI-C quotes, `$'a\\nb'` (bash, zsh, ksh), so the line stays one line."""
+    if not any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in word):
+        return shlex.quote(word)
+    return "$'" + "".join(map(_ansi_c, word)) + "'"
+
+
+def _ansi_c(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if char.isprintable():
+        return char
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from dqn_core.errors import ConfigError
+from dqn_core.errors import ConfigError, shown
 from sweeps.stores.locations import ARTIFACT_FOLDER, MLFLOW_TABLES, first_line, sqlite_path, sqlite_tables, store_folder
 from sweeps.stores.mlflow_adapter import forget_cached_artifact_repos
 from sweeps.tracking.tags import TAG_STUDY
@@ -110,9 +110,9 @@ def relocate_or_warn(uri: str) -> str | None:
     try:
         moves = relocate_artifacts(uri)
     except sqlite3.Error as exc:
-        return f"warning: could not re-point the artifact locations in {sqlite_path(uri)}: {first_line(exc)}"
+        return f"warning: could not re-point the artifact locations in {shown(sqlite_path(uri))}: {first_line(exc)}"
     if not moves:
         return None
-    home = store_folder(uri).resolve()
+    home = shown(store_folder(uri).resolve() / ARTIFACT_FOLDER)  # one line whatever the folder is called
     studies = ", ".join(f"'{m.study}'" for m in moves)
-    return f"the store was moved or copied: artifact locations of {studies} now point to {home / ARTIFACT_FOLDER}"
+    return f"the store was moved or copied: artifact locations of {studies} now point to {home}"

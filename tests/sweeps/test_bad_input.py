@@ -88,6 +88,7 @@ def read_only_dir(tmp_path_factory) -> Path:
     return folder
 
 
+NINE_LAYERS = ",".join(["4"] * 9)  # one more than hidden_sizes may have
 GAMMA = "search_space:\n  gamma: {type: float, low: 0.9, high: 0.99}\n"
 SWEEP_FILES = {
     "bad_yaml": "search_space:\n  gamma: [unclosed\n",
@@ -107,6 +108,11 @@ SWEEP_FILES = {
     "huge_max_seeds": "study: {max_seeds: 1000000000}\n" + GAMMA,
     "grid_no_step": "study: {sampler: grid}\n" + GAMMA,
     "not_a_mapping": "- gamma\n",
+    "step_over_range": "search_space:\n  warmup: {type: int, low: 0, high: 10, step: 20}\n",
+    "step_uneven": "search_space:\n  gamma: {type: float, low: 0.9, high: 0.99, step: 0.04}\n",
+    "empty_layer": "trainer: {hidden_sizes: '16,16,'}\n" + GAMMA,
+    "deep_choice": f"search_space:\n  hidden_sizes: {{type: categorical, choices: ['16,16', '{NINE_LAYERS}']}}\n",
+    "huge_rate": "trainer: {epsilon_decay_rate: 1e300}\n" + GAMMA,
 }
 # Things in the test's folder where a file is expected: folders, and symlinks to /dev/full.
 FOLDERS = ("adir.html", "adir.gif", "adir.npz", "adir.db")
@@ -188,6 +194,11 @@ CASES = [
     (["train", "--seed", "4294967296"], "--seed must be in [0, 4294967295]"),
     (["train", "--set", "max_episodes=99999999999999999999"], "max_episodes must be <= 1,000,000"),
     (["train", "--set", "hidden_sizes=16,100000"], "hidden_sizes entries must be <= 4096"),
+    (["train", "--set", "hidden_sizes=16,,16"], "hidden_sizes: entry 2 of 3 in '16,,16' is empty"),
+    (["train", "--set", "hidden_sizes=16,16,"], "hidden_sizes: entry 3 of 3 in '16,16,' is empty"),
+    (["train", "--set", "hidden_sizes=" + ",".join(["1"] * 300)], "hidden_sizes: 300 layers, at most 8"),
+    (["train", "--set", "epsilon_decay_rate=1e300"], "epsilon_decay_rate: 1e+300 overflows float32"),
+    (["train", "--set", "learning_rate=1e-50"], "learning_rate: 1e-50 underflows float32"),
     (["report", "--study", "tiny", "--top", "5000", "{J}"], "--top must be in [1, 1000]"),
     (["validate", "--study", "tiny", "--seeds", "100000", "{J}"], "--seeds must be in [1, 1000]"),
     # sweep files: finite bounds, no duplicate keys, bounded nesting, something to search
@@ -203,6 +214,11 @@ CASES = [
     (["run", "--config", "{sweep:huge_seed}", "{J}"], "seed must be in [0, 4294967295]"),
     (["run", "--config", "{sweep:huge_max_seeds}", "{J}"], "max_seeds must be in [2, 1000]"),
     (["run", "--config", "{sweep:not_a_mapping}", "{J}"], "expected a mapping"),
+    (["run", "--config", "{sweep:step_over_range}", "{J}"], "warmup: step 20 is larger than the range [0, 10]"),
+    (["run", "--config", "{sweep:step_uneven}", "{J}"], "gamma: step 0.04 does not divide the range [0.9, 0.99]"),
+    (["run", "--config", "{sweep:empty_layer}", "{J}"], "hidden_sizes: entry 3 of 3 in '16,16,' is empty"),
+    (["run", "--config", "{sweep:deep_choice}", "{J}"], "hidden_sizes: 9 layers, at most 8 are allowed"),
+    (["run", "--config", "{sweep:huge_rate}", "{J}"], "epsilon_decay_rate: 1e+300 overflows float32"),
     (["run", "--config", "{tmp}", "{J}"], "is a folder"),
     (["train", "--config", "{sweep:duplicate}"], "duplicate key 'gamma'"),
     (["train", "--config", "{sweep:deep}"], "nested too deeply"),
@@ -221,6 +237,12 @@ CASES = [
     # passwords in the query or with '/' are never shown
     (["worker", "--study-name", "foreign", "--storage", "{pg:query_password}"], "password authentication failed"),
     (["worker", "--study-name", "foreign", "--storage", "{pg:slash_password}"], "password authentication failed"),
+    (["run", "--equivalence-margin", "0", "{J}"], "--equivalence-margin must be in (0, 1), got 0.0"),
+    (["run", "--equivalence-margin", "1", "{J}"], "--equivalence-margin must be in (0, 1), got 1.0"),
+    (["run", "--equivalence-margin", "-0.1", "{J}"], "--equivalence-margin must be in (0, 1), got -0.1"),
+    (["run", "--equivalence-margin", "nan", "{J}"], "--equivalence-margin must be a number, got nan"),
+    (["run", "--equivalence-margin", "inf", "{J}"], "--equivalence-margin must be a number, got inf"),
+    (["run", "--equivalence-margin", "ten", "{J}"], "argument --equivalence-margin: invalid float value: 'ten'"),
 ]
 
 
