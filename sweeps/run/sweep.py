@@ -48,8 +48,9 @@ def _run(options: SweepOptions) -> SweepSummary:
         log.flush()
         notes = log_best_agent(study, tracker) + ended_early
         stop.check()  # a stop while the best agent trained: the parent run ends KILLED, the exit code says so
-        if tracker.failed_calls:  # a run whose closing call was skipped during an outage: close it now
-            tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
+        # Runs left RUNNING: a dead worker's (its trials were failed as stale while this run trained, after the
+        # repair at its start) and any whose closing call was skipped during an outage.
+        tracker.attempt("closing runs", lambda: repair(study, tracker), force=True)
         verdict = _verdict(options, study, tracker, stop, log)
         tracker.attempt("closing the study run", lambda: tracker.finish_study("FINISHED"), force=True)
     except KeyboardInterrupt:

@@ -87,6 +87,12 @@ class TrialLog:
     def flush(self) -> None:
         self.live.flush()
 
+    def note(self, text: str) -> None:
+        """One line on stderr that does not break the progress bar."""
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+
     def close(self) -> None:
         """Ends the progress bar (a line printed after it must not land inside it); safe to call again."""
         self.progress.close()

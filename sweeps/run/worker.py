@@ -62,6 +62,7 @@ class SweepWorker:
         self.stop = stop
         self.heartbeats = Heartbeats(self.storage, options.heartbeat_interval)
         self.deadline = Deadline(options.timeout_s)
+        self._waiting_for = 0  # trials of other processes this worker last said it waits for
         self.race = SeedRace(
             self.study,
             ask=self._ask,
@@ -107,6 +108,7 @@ class SweepWorker:
                 if self.deadline.stopped_asking:
                     break
                 if not trained:
+                    self._say_waiting()
                     time.sleep(min(IDLE_POLL_S, self.options.heartbeat_interval))  # the rest runs elsewhere
         if self.deadline.stopped_asking:
             notes.append(
@@ -119,6 +121,17 @@ class SweepWorker:
     def on_trial_done(self, run: TrialRun, status_override: str | None = None) -> None:
         self.heartbeats.discard(trial_id(run.trial))
         self.log.trial_done(run, status_override)
+
+    def _say_waiting(self) -> None:
+        """Once per wait: the budget is handed out and other processes' trials still run; a dead worker's come
+        back only after the grace period, which is otherwise a silent pause of minutes."""
+        running = len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+        if running and running != self._waiting_for:
+            self.log.note(
+                f"waiting for {running} trial(s) running in other processes; a trial whose worker died is failed "
+                f"and retried once it has had no heartbeat for --grace-period ({self.options.grace_period} s)"
+            )
+        self._waiting_for = running
 
     def fail_running(self) -> None:
         """After a stop: the trials still running are FAIL in Optuna and KILLED in MLflow."""

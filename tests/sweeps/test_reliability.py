@@ -217,3 +217,40 @@ def test_a_study_whose_creator_died_half_way_is_completed_by_the_next_run(tmp_pa
     assert len(study.get_trials(deepcopy=False, states=FINISHED)) == 1
     assert study.trials[0].user_attrs["baseline"] == "book"
     _assert_nothing_running(journal, f"sqlite:///{tmp_path / 'mlflow.db'}", "half")
+
+
+def test_after_kill_9_the_same_command_closes_the_dead_workers_runs_and_says_it_waits(tmp_path, capsys):
+    """A run SIGKILLed mid-trial, then the same command again (its trials were not yet stale when it started):
+    it says it waits for the grace period, retries the dead trials and closes their MLflow runs (they stayed
+    RUNNING: the stale trials were failed in Optuna only)."""
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_SWEEP.replace("n_trials: 3", "n_trials: 6"))
+    journal, tracking = tmp_path / "j.log", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [*_argv(config, tmp_path, "killed"), "--heartbeat-interval", "1", "--grace-period", "20"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline, dead = time.monotonic() + 240, []
+    while time.monotonic() < deadline and not dead:  # frozen while seen mid-trial, after a first trial finished
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            study = _study(journal, "killed")
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if study.get_trials(deepcopy=False, states=FINISHED):
+                dead = [t.number for t in running if t.user_attrs.get("mlflow_run_id")]
+        except Exception:
+            pass
+        if not dead:
+            proc.send_signal(signal.SIGCONT)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    assert dead, "the run was never caught mid-trial"
+
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "trial(s) running in other processes" in err and "--grace-period (20 s)" in err
+    study = _study(journal, "killed")
+    assert all(study.trials[n].state == TrialState.FAIL for n in dead)
+    _assert_nothing_running(journal, tracking, "killed")
