@@ -35,13 +35,17 @@ def run_sweep(options: SweepOptions) -> SweepSummary:
 
 
 def _run(options: SweepOptions) -> SweepSummary:
-    session = open_session(options)
-    study, tracker = session.study, session.tracker
-    tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
-    started = time.perf_counter()
-    log = TrialLog(options, study, tracker)
-    stop = StopRequest()
-    worker = SweepWorker(options, session, log, stop)
+    stop = StopRequest()  # before anything is opened: a stop while the parent run reopens is obeyed, not fatal
+    try:
+        session = open_session(options)
+        study, tracker = session.study, session.tracker
+        tracker.attempt("closing runs of dead workers", lambda: repair(study, tracker))
+        started = time.perf_counter()
+        log = TrialLog(options, study, tracker)
+        worker = SweepWorker(options, session, log, stop)
+    except BaseException:
+        stop.release()
+        raise
     interrupted, verdict = 0, None
     try:
         ended_early = worker.train()

@@ -104,3 +104,36 @@ def test_sigterm_during_the_verdict_stops_it_and_says_so(tmp_path):
     experiment = client.get_experiment_by_name("tiny")
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")
     assert parent.info.status == "KILLED"
+
+
+def test_sigterm_as_soon_as_the_parent_run_exists_ends_it_killed(tmp_path):
+    """The stop handler is installed before the stores are opened: a SIGTERM that lands while the parent run is
+    being (re)opened is obeyed at the first safe point (143, parent KILLED), never fatal with the parent RUNNING."""
+    from tests.helpers import Stores
+
+    stores = Stores(tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.cli", *stores.argv()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    db = tmp_path / "mlflow.db"
+    deadline, parent = time.monotonic() + 240, []
+    while not parent and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if db.exists():
+            try:
+                client = MlflowClient(stores.tracking_uri)
+                experiment = client.get_experiment_by_name("tiny")
+                if experiment is not None:
+                    parent = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")
+            except Exception:
+                continue
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert parent and proc.returncode == 143, err.decode()[-2000:]
+    (run,) = MlflowClient(stores.tracking_uri).search_runs(
+        [parent[0].info.experiment_id], "tags.`dqn_sweep.role` = 'study'"
+    )
+    assert run.info.status == "KILLED"
+    study = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{stores.journal}"))
+    assert not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
