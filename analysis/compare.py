@@ -19,6 +19,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from sweeps.study.effect import ALPHA
 from sweeps.study.stats import MIN_SEEDS_FOR_CI, Paired, bootstrap_ci, paired_test
 
 __all__ = [
@@ -39,13 +40,13 @@ __all__ = [
     "per_trial",
     "seed_distribution",
     "state_counts",
+    "stopped_seeds",
     "top_configurations",
     "vs_best_text",
 ]
 
-ALPHA = 0.05
-"""Level of the paired test in the top-configurations table: exploratory (k comparisons, no correction), unlike
-the verdict's stricter level on unseen seeds."""
+# ALPHA (imported above) is the verdict's level: the top-configurations table calls a trial worse or better than
+# the best at the same p as the verdict does on unseen seeds, so one report never uses two thresholds.
 
 # The trials frames' `state` column holds Optuna's TrialState names (strings: what people read in a table).
 COMPLETE = TrialState.COMPLETE.name
@@ -169,14 +170,41 @@ def _episodes_text(value: float | None, max_episodes: int | None) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:g}"
 
 
-def budget_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per state: trials and seed trainings spent on them; where a racing sweep's budget went."""
+def budget_table(trials: pd.DataFrame, episodes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per state: trials and the seed trainings spent on them; where a racing sweep's budget went.
+
+    `seeds_finished` are the seeds whose value a trial recorded (its median is over these). `seeds_stopped` are
+    the seeds still training when their trial ended (the pruner stopped it after a sibling seed's report, or it
+    failed): the stream cuts them short and Optuna never hears of them, so only the trial's per-episode curves
+    (`episodes`, `StudyData.episodes`) show them; without `episodes` they count 0. `seeds_trained` is both, what a
+    sweep's `seeds: N (trial, seed) runs` line counts.
+    """
     table = per_trial(trials)
-    out = table.groupby("state").agg(trials=("trial", "count"), seeds_trained=("seeds", "sum"))
+    table["stopped"] = table["trial"].map(stopped_seeds(trials, episodes)).fillna(0).astype(int)
+    out = table.groupby("state").agg(
+        trials=("trial", "count"), seeds_finished=("seeds", "sum"), seeds_stopped=("stopped", "sum")
+    )
     out = out.reindex(list(STATES), fill_value=0)
+    out["seeds_trained"] = out["seeds_finished"] + out["seeds_stopped"]
     total = out["seeds_trained"].sum()
     out["share_of_seeds"] = out["seeds_trained"] / total if total else np.nan
     return out.rename_axis("state").reset_index()
+
+
+def stopped_seeds(trials: pd.DataFrame, episodes: pd.DataFrame | None) -> pd.Series:
+    """Per trial, how many seeds played episodes but recorded no value: cut short when their trial ended.
+
+    A trial trains up to `seeds_in_flight` seeds at once; when one seed's report gets the trial pruned, its siblings
+    stop at the next host visit. Their curves are in the trial's `curves.csv` (written when the trial ends); their
+    values are nowhere. Empty when there are no curves (a study logged before curves.csv, or runs `sync` re-created).
+    """
+    if episodes is None or episodes.empty:
+        return pd.Series(dtype=int, name="stopped")
+    has_value = trials["episodes_to_solve"].notna() | trials["lower_bound"].notna()
+    finished = pd.MultiIndex.from_frame(trials.loc[has_value, ["trial", "seed"]].astype(int))
+    played = pd.MultiIndex.from_frame(episodes[["trial", "seed"]].drop_duplicates().astype(int))
+    stopped = played.difference(finished)
+    return pd.Series(stopped.get_level_values("trial"), dtype=int).value_counts().rename("stopped")
 
 
 def seed_distribution(trials: pd.DataFrame) -> pd.DataFrame:

@@ -5,11 +5,16 @@ curves. `trials_frame` has one row per trial x seed; `episodes_frame` one row pe
 
 Trials race seeds 0, 1, 2, ...: a complete trial finished every seed, a pruned one only the first few. Both record
 the seeds they finished under `TRIAL_PER_SEED`, so both get one row per finished seed and a trial's seed count is
-its number of rows with a value (`analysis.compare.per_trial` counts them).
+its number of rows with a value (`analysis.compare.per_trial` counts them). Seeds a pruned trial still had in
+flight are cut short and never reach Optuna; only `episodes_frame` (the trial's curves) shows them.
+
+`open_studies` is the notebooks' door: it finds `make sweep`'s stores from any folder and fails in one line.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,7 +25,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
-from sweeps.stores.locations import tracking_uri
+from sweeps.stores.locations import DEFAULT_TRACKING_URI, sqlite_path, tracking_uri
 from sweeps.stores.preflight import probe_tracking_store
 from sweeps.study.existing import load_existing_study
 from sweeps.study.schema import (
@@ -111,6 +116,42 @@ class StudyData:
             return None
         parents = runs[(runs[f"tags.{TAG_ROLE}"] == "study") & (runs[f"tags.{TAG_STUDY}"] == self.name)]
         return None if parents.empty else str(parents.iloc[0]["run_id"])
+
+
+class StudyNotOpened(ConfigError):
+    """A study a notebook asked for cannot be read. IPython (Jupyter, papermill) shows it as its one line: without
+    `_render_traceback_` a missing study was ~60 lines of our, Optuna's and IPython's frames around that line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+def open_studies(
+    names: Sequence[str] | str, *, storage: str | None = None, tracking: str | None = None
+) -> dict[str, StudyData]:
+    """Each named study, opened read-only, by name; what the notebook calls with its parameters.
+
+    Without `tracking` (and without $MLFLOW_TRACKING_URI) the MLflow store is `checkout_tracking_uri()`, the one
+    `make sweep` wrote, whatever folder the kernel runs in (Jupyter starts it in the notebook's folder, papermill in
+    the caller's); without `storage` the Optuna journal is the one beside it, as for every command. A study that
+    cannot be read (unknown, empty, a store that is not there) raises StudyNotOpened, one line.
+    """
+    chosen = [names] if isinstance(names, str) else list(names)  # `-p studies default` gives a bare string
+    if not chosen:
+        raise StudyNotOpened("no study to open: name at least one (the notebook's `studies` parameter)")
+    uri = tracking or os.environ.get("MLFLOW_TRACKING_URI") or checkout_tracking_uri()
+    try:
+        return {name: StudyData.open(name, storage=storage, tracking=uri) for name in chosen}
+    except ConfigError as exc:
+        raise StudyNotOpened(str(exc)) from None
+
+
+def checkout_tracking_uri() -> str:
+    """`sqlite:///mlflow.db` made absolute in the checkout this package runs from (`make` installs it editable, so
+    that is where `make sweep` ran); for an installed, non-editable copy, in the working folder."""
+    root = Path(__file__).resolve().parents[1]
+    folder = root if (root / "pyproject.toml").is_file() else Path.cwd()
+    return f"sqlite:///{folder / sqlite_path(DEFAULT_TRACKING_URI)}"
 
 
 def trials_frame(study: optuna.Study, runs: pd.DataFrame | None = None) -> pd.DataFrame:

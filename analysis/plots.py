@@ -20,8 +20,10 @@ import optuna
 import pandas as pd
 from matplotlib.ticker import MaxNLocator, NullLocator
 from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.trial import TrialState
 
 from analysis import compare
+from sweeps.study.schema import per_seed_values
 
 
 def to_png(figure: plt.Figure) -> bytes:
@@ -52,7 +54,36 @@ def optuna_figure(plot: Callable[..., object], study: optuna.Study, **kwargs: ob
 
 
 def history_figure(study: optuna.Study) -> plt.Figure | None:
-    return optuna_figure(optuna.visualization.matplotlib.plot_optimization_history, study)
+    """Optuna's optimization history (complete trials and the best value so far), with the pruned trials added.
+
+    Optuna draws complete trials only, which hides most of a racing sweep. Pruned trials are drawn hollow at the
+    median of the seeds they finished: fewer seeds than a complete trial's, so noisier, and the pruner judged them
+    seed by seed against the best, not by that median (PRUNED_NOTE).
+    """
+    figure = optuna_figure(optuna.visualization.matplotlib.plot_optimization_history, study)
+    if figure is None:
+        return None
+    axes = figure.axes[0]
+    pruned = [(t.number, _pruned_median(t)) for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))]
+    pruned = [(number, value) for number, value in pruned if value is not None]
+    if pruned:
+        numbers, values = zip(*pruned, strict=True)
+        axes.scatter(numbers, values, label="pruned (median of the seeds it finished)", **PRUNED_MARKER)
+    # Optuna's legend sits right of the axes and takes a third of the width; below them it covers no point.
+    handles, labels = axes.get_legend_handles_labels()
+    names = {"Objective Value": "complete (median of all its seeds)", "Best Value": "best complete so far"}
+    labels = [names.get(label, label) for label in labels]
+    axes.legend(handles, labels, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=3)
+    axes.set_ylabel("median episodes to solve")
+    figure.tight_layout()
+    return figure
+
+
+def _pruned_median(trial: optuna.trial.FrozenTrial) -> float | None:
+    """A pruned trial's median over the seeds it finished; None for older studies' pruned trials, which recorded
+    only lower bounds (and a stored value that was one seed's)."""
+    values = list(per_seed_values(trial).values())
+    return float(np.median(values)) if values else None
 
 
 def importance_figure(study: optuna.Study) -> plt.Figure | None:
@@ -175,29 +206,42 @@ def curves_figure(
     return figure
 
 
+PRUNED_MARKER = {"marker": "o", "facecolors": "none", "edgecolors": "tab:orange", "linewidths": 1.2}
+"""Pruned trials are hollow wherever a figure places them by a median: it is over fewer seeds than a complete
+trial's, so a pruned trial drawn below a complete one is noise, not a better trial thrown away."""
+
+PRUNED_NOTE = (
+    "Hollow: pruned trials, at the median of the few seeds they finished before the pruner stopped them; over so "
+    "few seeds a median is noisy,\nand the pruner compared each seed by seed with the best trial over the seeds "
+    "both trained, not by this median (a hollow marker below the book is not a better trial thrown away)."
+)
+
 _STATE_STYLE = {
-    compare.COMPLETE: {"marker": "o", "color": "tab:blue", "label": "complete"},
-    compare.PRUNED: {"marker": "x", "color": "tab:orange", "label": "pruned"},
+    compare.COMPLETE: {"marker": "o", "color": "tab:blue", "label": "complete (median of all its seeds)"},
+    compare.PRUNED: {**PRUNED_MARKER, "label": "pruned (median of the seeds it finished)"},
 }
+_BAR_COLOR = {compare.COMPLETE: "tab:blue", compare.PRUNED: "tab:orange"}
 
 
 def budget_figure(trials: pd.DataFrame) -> plt.Figure | None:
-    """Where the budget went: seeds each trial trained (x) against its median over them (y), and how many trials
+    """Where the budget went: seeds each trial finished (x) against its median over them (y), and how many trials
     stopped after each number of seeds.
 
     Trials race seeds, so a trial's cost is its seed count: a good racing sweep shows a few trials at max_seeds
-    and most of the rest pruned after a few seeds with a high median. Pruned trials of older studies recorded only
-    lower bounds; they are drawn hollow at the median of their bounds. None when no trial finished a seed.
+    and most of the rest pruned after a few seeds with a high median. Pruned trials are hollow, with PRUNED_NOTE
+    under the figure; those of older studies recorded only lower bounds and are hollow triangles at the median of
+    their bounds. Seeds a pruned trial had in flight, cut short, are in `compare.budget_table`, not here: they have
+    no value to place. None when no trial finished a seed.
     """
     table = compare.per_trial(trials)
     finished = table[table["state"].isin(list(_STATE_STYLE)) & (table["seeds"] > 0)]
     if finished.empty:
         return None
-    figure, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    figure, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 5), gridspec_kw={"width_ratios": [3, 2]})
     for state, style in _STATE_STYLE.items():
         rows = finished[(finished["state"] == state) & ~finished["lower_bounds_only"]]
         if not rows.empty:
-            scatter.scatter(rows["seeds"], rows["median"], alpha=0.7, **style)
+            scatter.scatter(rows["seeds"], rows["median"], alpha=0.8, **style)
     old = finished[finished["lower_bounds_only"]]
     if not old.empty:
         scatter.scatter(
@@ -208,22 +252,24 @@ def budget_figure(trials: pd.DataFrame) -> plt.Figure | None:
         scatter.scatter(
             book["seeds"], book["median"], marker="*", s=220, color="tab:red", edgecolors="black", label="book"
         )
-    scatter.set(
-        xlabel="seeds trained",
-        ylabel="episodes to solve (median over its seeds)",
-        title="Where the budget went",
-    )
+    # Short enough to fit beside the axes at any figure height the report or a notebook draws: the legend and the
+    # note below say what the median is over.
+    scatter.set(xlabel="seeds finished", ylabel="median episodes to solve", title="Where the budget went")
     scatter.legend(fontsize="small")
 
     counts = compare.seed_distribution(trials)
     positions = np.arange(len(counts))
     bottom = np.zeros(len(counts))
-    for state, style in _STATE_STYLE.items():
-        bars.bar(positions, counts[state], bottom=bottom, color=style["color"], label=style["label"])
+    for state, color in _BAR_COLOR.items():
+        bars.bar(positions, counts[state], bottom=bottom, color=color, label=state.lower())
         bottom += counts[state].to_numpy()
     bars.set_xticks(positions, [str(n) for n in counts["seeds"]])
-    bars.set(xlabel="seeds trained", ylabel="trials", title="Seeds per trial")
+    bars.set(xlabel="seeds finished", ylabel="trials", title="Seeds per trial")
     bars.yaxis.set_major_locator(MaxNLocator(integer=True))
     bars.legend(fontsize="small")
-    figure.tight_layout()
+    if (finished["state"] == compare.PRUNED).any():
+        figure.text(0.01, 0.01, PRUNED_NOTE, fontsize=8, color="dimgrey", ha="left", va="bottom")
+        figure.tight_layout(rect=(0, 0.07, 1, 1))  # room for the note's two lines
+    else:
+        figure.tight_layout()
     return figure

@@ -159,22 +159,30 @@ def _budget(ctx: _Context) -> str:
     figure = plots.budget_figure(trials)
     return (
         _image(figure and plots.to_data_uri(figure), "where the budget went", "no trial finished a seed yet")
-        + _table(compare.budget_table(trials), floats="{:.3g}")
+        + _table(compare.budget_table(trials, ctx.data.episodes), floats="{:.3g}")
         + '<p class="note">Trials race seeds 0, 1, 2, ...; the pruner stops a trial once it is worse than the best '
-        "over their common seeds, so a trial's cost is the number of seeds it trained. seeds_trained: seed "
-        "trainings spent on trials that ended in each state.</p>"
+        "over their common seeds, so a trial's cost is the number of seeds it trained. seeds_finished: seeds whose "
+        "result the trial recorded (its median is over these); seeds_stopped: seeds still training when their trial "
+        "was pruned (or failed), cut short and never recorded in Optuna, counted from the trials' per-episode "
+        "curves in MLflow; seeds_trained: both, the (trial, seed) runs the sweep's summary line counts. In the "
+        "figure, pruned trials are hollow: their medians are over the few seeds they finished, so they are noisy, "
+        "and the pruner judged each trial seed by seed against the best, not by that median.</p>"
     )
 
 
 def _history(ctx: _Context) -> str:
     figure = plots.history_figure(ctx.data.study)
-    return _image(figure and plots.to_data_uri(figure), "optimization history", "no complete trial yet")
+    return _image(figure and plots.to_data_uri(figure), "optimization history", "no complete trial yet") + (
+        '<p class="note">Every finished trial in the order it was asked: complete trials filled, pruned trials '
+        "hollow at the median of the seeds they finished (fewer seeds, so noisier); the line is the best complete "
+        "trial so far.</p>"
+    )
 
 
 def _importances(ctx: _Context) -> str:
     figure = plots.importance_figure(ctx.data.study)
     values = compare.importances(ctx.data.study)
-    table = _table(values.rename_axis("parameter").reset_index()) if values is not None else ""
+    table = _table(values.map(_share_text).rename_axis("parameter").reset_index()) if values is not None else ""
     image = _image(
         figure and plots.to_data_uri(figure),
         "parameter importances",
@@ -183,6 +191,12 @@ def _importances(ctx: _Context) -> str:
     return (
         image + table + '<p class="note">fANOVA (optuna.importance) over complete trials only.</p>' + _knob_effects(ctx)
     )
+
+
+def _share_text(share: float) -> str:
+    """An importance to three decimals, "0" below their reach: fANOVA gives a parameter without effect shares such
+    as 1.017e-31, which read like a measurement."""
+    return "0" if round(share, 3) == 0 else f"{share:.3f}"
 
 
 def _knob_effects(ctx: _Context) -> str:
@@ -240,9 +254,9 @@ def _top(ctx: _Context) -> str:
         + f'<p class="note">value: median episodes to solve over the trial\'s seeds. ci_95: bootstrap 95% interval '
         f"of that median, shown from {MIN_SEEDS_FOR_CI} seeds on. Each row is compared with the best trial seed by "
         "seed over the seeds both trained (common_seeds): paired_difference is the median of row minus best (above "
-        f"zero: slower), paired_p a two-sided Wilcoxon signed-rank test; 'worse' means p < {compare.ALPHA:g}, "
-        "uncorrected for comparing several rows, and these are the seeds the sweep selected on (see Verdict for "
-        "unseen seeds).</p>"
+        "zero: slower), paired_p a two-sided Wilcoxon signed-rank test; 'worse' or 'better' means p &lt; "
+        f"{compare.ALPHA:g}, the verdict's level, uncorrected for comparing several rows, and these are the seeds "
+        "the sweep selected on (see Verdict for unseen seeds).</p>"
         + "<h3>Parameters</h3>"
         + _table(values)
         + "<h3>Episodes to solve on each seed</h3>"
@@ -288,7 +302,9 @@ def _holdout(ctx: _Context) -> str:
         )
     return _table(table) + (
         f'<p class="note">Held-out seeds start at {HELD_OUT_SEED_START}; the sweep used seeds 0..n-1. A held-out '
-        "median well above the in-sweep value is the winner's curse: the sweep picked a lucky configuration.</p>"
+        "median well above the in-sweep value is the winner's curse: the sweep picked a lucky configuration. "
+        "vs_book_p: paired Wilcoxon signed-rank p against the book over the same held-out seeds, as "
+        "<code>dqn-sweep validate</code> printed it.</p>"
     )
 
 

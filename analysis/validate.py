@@ -15,7 +15,9 @@ __all__ = ["HELD_OUT_SEED_START", "held_out_table"]
 
 
 def held_out_table(data: StudyData) -> pd.DataFrame:
-    """The latest validation of each config, read back from MLflow, beside its in-sweep value."""
+    """The latest validation of each config, read back from MLflow, beside its in-sweep value, with the columns
+    `dqn-sweep validate` printed: `vs_book_p` is the paired Wilcoxon p against the book on the same held-out seeds
+    (NaN on the book's own row, and on runs logged before validate recorded it)."""
     runs = data.runs
     column = f"tags.{TAG_ROLE}"
     if runs.empty or column not in runs:
@@ -39,6 +41,7 @@ def held_out_table(data: StudyData) -> pd.DataFrame:
                 "held_out_median": run["metrics.held_out_median"],
                 "ci_low": run["metrics.ci_low"],
                 "ci_high": run["metrics.ci_high"],
+                "vs_book_p": run.get("metrics.vs_book_p", float("nan")),
                 "unsolved": int(run["metrics.unsolved"]),
                 "seeds": len(str(run["params.seeds"]).split(",")),
             }

@@ -8,17 +8,13 @@ from typing import Any
 
 def print_outcome(summary: Any, uri: str, storage: str) -> int:
     """The verdict, counts, speeds, tracking time and best trial of a finished sweep; 0, or 128 + the signal."""
-    from sweeps.run.summary import describe_counts, describe_seeds, trials_per_minute
+    from sweeps.run.summary import describe_run, describe_seeds
     from sweeps.tracking.browse import browse_lines
 
-    rate = trials_per_minute(summary.new_trials, summary.seconds)
     tracked = summary.tracking_seconds
     if summary.verdict is not None:
         print(summary.verdict.line)
-    print(
-        f"study '{summary.study_name}': {describe_counts(summary.counts)}; this run finished {summary.new_trials} "
-        f"trials in {summary.seconds:.1f} s ({rate:.1f} trials/min)"
-    )
+    print(describe_run(summary))
     if summary.seed_runs:
         print(
             f"seeds: {summary.seed_runs} (trial, seed) runs, {summary.env_steps / summary.seconds:,.0f} agent-steps/s; "

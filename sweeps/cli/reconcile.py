@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweeps.cli.common import (
     Commands,
@@ -14,6 +15,9 @@ from sweeps.cli.common import (
     add_study_name,
     join_study,
 )
+
+if TYPE_CHECKING:
+    from sweeps.tracking.recovery import Reconciled
 
 COMMANDS = (
     (
@@ -60,9 +64,29 @@ def handle(args: argparse.Namespace) -> int:
         return _repair_journal(Path(args.journal))
     study, uri = join_study(args)
     tracker = StudyTracker(uri, study.study_name, tags={})
-    done = (sync if args.command == "sync" else repair)(study, tracker)
-    print(f"study '{study.study_name}': {done.describe()}")
+    if args.command == "sync":
+        print(synced_line(study.study_name, sync(study, tracker)))
+    else:
+        print(repaired_line(study.study_name, repair(study, tracker)))
     return 0
+
+
+def repaired_line(study_name: str, done: Reconciled) -> str:
+    """What `repair` did, and what it leaves to `sync`: the two commands' lines differ where the commands do."""
+    return (
+        f"study '{study_name}': repair: {len(done.failed_stale)} stale trials failed and re-queued, "
+        f"{len(done.closed)} runs closed (MLflow runs left RUNNING after their trial ended); runs missing after an "
+        "outage were not looked for: `dqn-sweep sync` re-creates them"
+    )
+
+
+def synced_line(study_name: str, done: Reconciled) -> str:
+    """What `sync` did: `repair`'s work, then the runs it re-created from Optuna."""
+    return (
+        f"study '{study_name}': sync: {len(done.failed_stale)} stale trials failed and re-queued, "
+        f"{len(done.closed)} runs closed, {len(done.created)} runs re-created from Optuna (finished trials that "
+        "had no MLflow run); every complete and pruned trial now has its run"
+    )
 
 
 def _repair_journal(path: Path) -> int:

@@ -32,6 +32,20 @@ class SweepSummary:
     verdict: Any = None  # verdict_record.Verdict, when `run` computed or found one
 
 
+def plural(count: int, noun: str) -> str:
+    """`count` and `noun`, in the plural unless one: "1 trial", "2 trials" (the summary line is read by people)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def describe_run(summary: SweepSummary) -> str:
+    """The study line of a finished `run` or `worker`: the study's counts, then this process's share and speed."""
+    rate = trials_per_minute(summary.new_trials, summary.seconds)
+    return (
+        f"study '{summary.study_name}': {describe_counts(summary.counts)}; this run finished "
+        f"{plural(summary.new_trials, 'trial')} in {summary.seconds:.1f} s ({rate:.1f} trials/min)"
+    )
+
+
 def describe_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{v} {k.lower()}" for k, v in counts.items() if v or k in ("COMPLETE", "PRUNED"))
 

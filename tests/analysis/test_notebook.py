@@ -96,28 +96,96 @@ def test_each_parameters_effect_shows_with_its_sentence(executed):
     assert "learning_rate" in table and "0.0003 -> 0.003" in table and "ci_low" in table and "planted" in table
 
 
-def test_the_readme_papermill_line_runs_as_written(tmp_path):
-    """The README's command, pasted as is into a folder laid out like a checkout after `make sweep` (its stores
-    hold the two studies it names; `.venv` is this interpreter's environment)."""
-    import subprocess
+def _readme_papermill_command() -> str:
+    """The README's papermill command (with its continuation lines), from the sh block that holds it."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```sh\n(.*?)\n```", readme, re.S) if ".venv/bin/papermill" in b)
+    lines = block[block.index(".venv/bin/papermill") :].splitlines()
+    command = [lines[0]]
+    while command[-1].rstrip().endswith("\\"):
+        command.append(lines[len(command)])
+    return "\n".join(command)
+
+
+def _checkout_after_make_sweep(root: Path) -> Path:
+    """A folder laid out like a checkout after `make sweep` alone: the `analysis` package, pyproject.toml, `.venv`
+    (this interpreter's environment) and the two stores in the root, holding the one study `default`."""
+    import shutil
     import sys
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    block = re.search(r"```sh\n(\.venv/bin/papermill .*?)\n```", readme, re.S)[1]
-    assert 'studies: ["default", "random-64"]' in block
-    backend = open_optuna_storage(f"journal:{tmp_path / 'optuna-journal.log'}")
-    racing_study(backend, name="default")
-    wide_study(backend, name="random-64", trials=6)
-    mlflow_store(tmp_path, ["default", "random-64"])
-    (tmp_path / "analysis" / "notebooks").mkdir(parents=True)
-    (tmp_path / "analysis" / "notebooks" / NOTEBOOK.name).write_bytes(NOTEBOOK.read_bytes())
-    (tmp_path / ".venv").symlink_to(Path(sys.executable).parents[1])
-    done = subprocess.run(["bash", "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
+    checkout = root / "checkout"
+    shutil.copytree(NOTEBOOK.parents[1], checkout / "analysis", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(NOTEBOOK.parents[2] / "pyproject.toml", checkout)
+    (checkout / ".venv").symlink_to(Path(sys.executable).parents[1])
+    racing_study(open_optuna_storage(f"journal:{checkout / 'optuna-journal.log'}"), name="default")
+    mlflow_store(checkout, ["default"])
+    return checkout
+
+
+def test_the_readme_papermill_line_runs_after_make_sweep_from_any_folder(tmp_path):
+    """Pasted as written in the checkout, and with the checkout's paths from another folder: no store option, so
+    the notebook reads the stores `make sweep` wrote, in the checkout its `analysis` package comes from
+    (PYTHONPATH stands for the editable install that `make` makes)."""
+    import os
+    import subprocess
+
+    command = _readme_papermill_command()
+    assert "random-64" not in command and "default" in command  # `make sweep` makes only the study `default`
+    checkout = _checkout_after_make_sweep(tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    anywhere = command.replace(".venv/bin/", f"{checkout}/.venv/bin/").replace(
+        "analysis/notebooks/", f"{checkout}/analysis/notebooks/"
+    )
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for folder, line in ((checkout, command), (elsewhere, anywhere)):
+        done = subprocess.run(["bash", "-c", line], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        written = [p for p in folder.glob("*.ipynb")]
+        assert len(written) == 1, written
+        executed = json.loads(written[0].read_text())
+        outputs = [o for c in _cells(executed, "code") for o in c.get("outputs", [])]
+        assert outputs and not [o for o in outputs if o["output_type"] == "error"]
+        first = next(_text(cell) for cell in _cells(executed, "code") if _text(cell).strip())
+        assert first.split()[:2] == ["trials", "seeds_trained"] and "default" in first
+        written[0].unlink()
+
+
+def test_a_missing_study_is_one_line(tmp_path):
+    import papermill
+
+    checkout = _checkout_after_make_sweep(tmp_path)
+    with pytest.raises(papermill.PapermillExecutionError) as raised:
+        papermill.execute_notebook(
+            str(NOTEBOOK),
+            str(tmp_path / "out.ipynb"),
+            parameters={"studies": ["default", "random-64"], "tracking_uri": f"sqlite:///{checkout / 'mlflow.db'}"},
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(tmp_path),
+        )
+    line = "StudyNotOpened: unknown study 'random-64' (the storage holds: default)"
+    assert raised.value.traceback == [line]  # what Jupyter and the output notebook show: the line alone
+    assert str(raised.value).strip().splitlines()[-1] == line  # papermill's message: its header, then the line
     executed = json.loads((tmp_path / "out.ipynb").read_text())
-    outputs = [o for c in _cells(executed, "code") for o in c.get("outputs", [])]
-    assert outputs and not [o for o in outputs if o["output_type"] == "error"]
-    assert any("random-64" in _text(c) for c in _cells(executed, "code"))
+    errors = [o for c in _cells(executed, "code") for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert [e["traceback"] for e in errors] == [[line]]
+
+
+def test_open_studies_reads_the_checkouts_stores_from_any_folder(tmp_path, monkeypatch):
+    from analysis.load import StudyNotOpened, checkout_tracking_uri, open_studies
+
+    monkeypatch.chdir(tmp_path)
+    assert checkout_tracking_uri() == f"sqlite:///{NOTEBOOK.parents[2] / 'mlflow.db'}"
+    checkout = _checkout_after_make_sweep(tmp_path)
+    uri = f"sqlite:///{checkout / 'mlflow.db'}"
+    assert list(open_studies("default", tracking=uri)) == ["default"]  # `-p studies default`: a bare string
+    for names, message in (([], "no study to open"), (["nope"], "unknown study 'nope'")):
+        with pytest.raises(StudyNotOpened, match=message) as raised:
+            open_studies(names, tracking=uri)
+        assert raised.value._render_traceback_() == [f"StudyNotOpened: {raised.value}"]
+        assert len(str(raised.value).splitlines()) == 1
 
 
 def test_the_verdict_shows_what_its_comparison_means(executed):
