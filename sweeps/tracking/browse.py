@@ -44,8 +44,23 @@ def browse_lines(tracking_uri: str, storage: str, experiment_id: str) -> list[st
     else:
         ui = _command(executable("mlflow"), "ui", "--backend-store-uri", absolute_store(tracking_uri))
         mlflow = f"{ui}  # then open {MLFLOW_UI_URL}/{view}"
-    dashboard = _command(executable("optuna-dashboard"), absolute_store(storage))
-    return [f"browse: {mlflow}", f"browse: {dashboard}  # then open {DASHBOARD_URL}"]
+    return [f"browse: {mlflow}", f"browse: {_dashboard(storage)}"]
+
+
+def _dashboard(storage: str) -> str:
+    """optuna-dashboard is an extra that `make sweep` does not install: without it, the line installs it first
+    (a line that cannot work as printed was the first thing a new user met)."""
+    import importlib.util
+
+    if importlib.util.find_spec("optuna_dashboard") is not None:
+        return f"{_command(executable('optuna-dashboard'), absolute_store(storage))}  # then open {DASHBOARD_URL}"
+    bin_dir = Path(sys.executable).parent
+    checkout = Path(__file__).resolve().parents[2]
+    target = f"{checkout}[dashboard]" if (checkout / "pyproject.toml").is_file() else "optuna-dashboard"
+    install = _command(str(bin_dir / "pip"), "install", "-e" if target.endswith("]") else "--", target)
+    run = _command(str(bin_dir / "optuna-dashboard"), absolute_store(storage))
+    why = "the dashboard extra is not installed: this installs it first"
+    return f"{install} && {run}  # {why}; then open {DASHBOARD_URL}"
 
 
 def _command(*words: str) -> str:

@@ -349,3 +349,23 @@ def test_best_json_round_trips(tmp_path, capsys):
         "verdict": None,
         "params": best.params,
     }
+
+
+def test_the_dashboard_line_installs_the_extra_first_when_it_is_missing(monkeypatch):
+    """After `make sweep` (the core only) the printed optuna-dashboard command could not work."""
+    import importlib.util
+
+    from sweeps.tracking.browse import browse_lines
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optuna_dashboard" else real(name, *a)
+    )
+    line = browse_lines("sqlite:///mlflow.db", "journal:optuna-journal.log", "1")[1]
+    checkout = Path(__file__).resolve().parents[2]
+    bin_dir = Path(sys.executable).parent
+    assert line.startswith(f"browse: {bin_dir / 'pip'} install -e '{checkout}[dashboard]' && ")
+    assert f"&& {bin_dir / 'optuna-dashboard'} {Path('optuna-journal.log').resolve()}  # the dashboard extra" in line
+    monkeypatch.undo()
+    installed = browse_lines("sqlite:///mlflow.db", "journal:optuna-journal.log", "1")[1]
+    assert "install" not in installed and installed.endswith("# then open http://127.0.0.1:8080")
