@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from dqn_core.envs import EnvSpec, resolve_env
-from dqn_core.errors import ConfigError
+from dqn_core.errors import ConfigError, shown
 from dqn_core.yamlfile import read_mapping
 
 REWARD_MODES = ("book", "env")
@@ -205,8 +205,18 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     """Read a YAML file of TrainConfig keys (a `trainer:` section is also accepted) and apply overrides."""
     data = read_mapping(path)
     if "trainer" in data and isinstance(data["trainer"], Mapping):
+        beside = [key for key in data if key not in ("trainer", *SWEEP_FILE_SECTIONS)]
+        if beside:
+            raise ConfigError(
+                f"{shown(path)}: '{beside[0]}' sits beside the trainer: section and would be ignored; put it under "
+                "trainer: (a file with a trainer: section takes its keys from there)"
+            )
         data = data["trainer"]
     return TrainConfig.from_mapping({**data, **(overrides or {})}, source=str(path))
+
+
+# A sweep file given to `train` trains its `trainer:` section; its other sections are the sweep's, not unused keys.
+SWEEP_FILE_SECTIONS = ("study", "search_space")
 
 
 def _layer_list(key: str, text: str) -> list[Any]:

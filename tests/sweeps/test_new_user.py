@@ -369,3 +369,20 @@ def test_the_dashboard_line_installs_the_extra_first_when_it_is_missing(monkeypa
     monkeypatch.undo()
     installed = browse_lines("sqlite:///mlflow.db", "journal:optuna-journal.log", "1")[1]
     assert "install" not in installed and installed.endswith("# then open http://127.0.0.1:8080")
+
+
+def test_train_config_refuses_a_key_beside_its_trainer_section(tmp_path, capsys):
+    """`trainer: {max_episodes: 3}` plus a top-level `gamma: 2.0` trained with exit 0 and gamma silently dropped."""
+    config = tmp_path / "c.yaml"
+    config.write_text("trainer: {max_episodes: 3}\ngamma: 2.0\n")
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {config}: 'gamma' sits beside the trainer: section and would be ignored; put it under trainer: "
+        "(a file with a trainer: section takes its keys from there)"
+    )
+    sweep = tmp_path / "sweep.yaml"  # a sweep file trains its trainer: section; its other sections are the sweep's
+    sweep.write_text("study: {n_trials: 2}\ntrainer: {max_episodes: 2}\nsearch_space: {}\n")
+    from dqn_core.config import load_config
+
+    assert load_config(sweep).max_episodes == 2
