@@ -30,6 +30,26 @@ class Parser(argparse.ArgumentParser):
 Commands = Any  # what `ArgumentParser.add_subparsers` returns (argparse._SubParsersAction)
 
 
+class StoreAlias(argparse.Action):
+    """Stores the value like argparse's default action, and the spelling given in `<dest>_flag`: an option with
+    an old spelling kept as an alias names, in its errors, the spelling the user typed."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_flag", option_string)
+
+
+def flag(args: argparse.Namespace, dest: str, primary: str) -> str:
+    """The spelling of a `StoreAlias` option the user typed (`primary` when it took its default)."""
+    return getattr(args, f"{dest}_flag", None) or primary
+
+
 def add_study_name(parser: argparse.ArgumentParser, help_text: str, *, required: bool = False) -> None:
     parser.add_argument("--study-name", "--study", dest="study_name", required=required, help=help_text)
 
@@ -109,9 +129,10 @@ def join_study(args: argparse.Namespace) -> tuple[Any, str]:
     """The existing study named by `worker`, `repair` or `sync`, opened for writing, and the tracking URI."""
     from sweeps.stores.locations import tracking_uri
     from sweeps.stores.preflight import check_liveness, probe_tracking_store
-    from sweeps.study.existing import load_existing_study
 
     check_liveness(args.heartbeat_interval, args.grace_period)  # before the storage is opened with them
+    from sweeps.study.existing import load_existing_study  # loads Optuna: once the flags are known to be good
+
     uri = tracking_uri(args.tracking_uri)
     probe_tracking_store(uri, study_name=args.study_name, must_exist=False)
     study = load_existing_study(

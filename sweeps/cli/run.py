@@ -9,6 +9,7 @@ from typing import Any
 from sweeps.cli.common import (
     DEFAULT_SWEEP,
     Commands,
+    StoreAlias,
     UsageError,
     add_liveness_options,
     add_progress_option,
@@ -17,6 +18,7 @@ from sweeps.cli.common import (
     add_study_options,
     add_timeout_option,
     command_line,
+    flag,
     timeout_s,
 )
 from sweeps.stores.locations import DEFAULT_TRACKING_URI, JOURNAL_NAME
@@ -70,27 +72,35 @@ def _add_warm_start_options(run: argparse.ArgumentParser) -> None:
     warm.add_argument(
         "--from-study",
         metavar="NAME",
-        help="try the best trials of another study in the same storage first (any search space: values outside "
-        "this one are left to the sampler)",
+        help="try the --top best trials of another study in the same storage first (any search space: values "
+        "outside this one are left to the sampler)",
     )
-    warm.add_argument(
-        "--from-top", type=int, default=3, metavar="K", help="how many of --from-study's best trials (%(default)s)"
+    warm.add_argument(  # `--top` as in `validate`: how many of a study's best trials; --from-top still works
+        "--top",
+        "--from-top",
+        dest="from_top",
+        action=StoreAlias,
+        type=int,
+        default=3,
+        metavar="K",
+        help="how many of --from-study's best trials (%(default)s; old spelling --from-top)",
     )
 
 
 def handle(args: argparse.Namespace) -> int:
-    """`SweepOptions` checks the study name, liveness and timeout; the sweep's preflight probes both stores."""
+    """Flags and the sweep file are checked first (`SweepOptions` checks the study options, study name, liveness
+    and timeout, and imports neither Optuna nor TensorFlow), so a bad one is refused at once; only then are the
+    sweep's heavy modules loaded, and its preflight probes both stores."""
     from dataclasses import replace
 
-    from sweeps.cli.outcome import print_outcome
     from sweeps.run.options import SweepOptions
-    from sweeps.run.sweep import run_sweep
     from sweeps.stores.locations import storage_url, tracking_uri
-    from sweeps.study import warmstart
     from sweeps.study.space import load_sweep
 
     sweep = load_sweep(args.config)
     if args.base_config:
+        from sweeps.study import warmstart  # loads Optuna: only for the flag that needs it
+
         sweep = warmstart.with_base_config(sweep, args.base_config)
     uri = tracking_uri(args.tracking_uri)
     study_name = args.study_name or sweep.study_name or Path(args.config).stem
@@ -110,19 +120,24 @@ def handle(args: argparse.Namespace) -> int:
     queued = _queued(args, sweep, study_name)  # read once the arguments are known to be good
     if queued:
         options = replace(options, queued=tuple(queued))
+    from sweeps.cli.outcome import print_outcome
+    from sweeps.run.sweep import run_sweep
+
     return print_outcome(run_sweep(options), uri, options.storage)
 
 
 def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
     """The configurations `--enqueue` and `--from-study` ask to try first, read and checked before any store is
     written."""
+    if not args.enqueue and not args.from_study:
+        return []
     from sweeps.stores.preflight import bounded
-    from sweeps.study import warmstart
+    from sweeps.study import warmstart  # loads Optuna: only when something is queued
     from sweeps.study.existing import load_existing_study
 
     queued = warmstart.from_files(args.enqueue, sweep)
     if args.from_study:
-        bounded("--from-top", args.from_top, 1, warmstart.FROM_STUDY_TOP_MAX)
+        bounded(flag(args, "from_top", "--top"), args.from_top, 1, warmstart.FROM_STUDY_TOP_MAX)
         if args.from_study == study_name:
             raise UsageError(f"dqn-sweep run: --from-study names the study being run ('{study_name}')")
         source = load_existing_study(args.from_study, args.storage, args.tracking_uri)

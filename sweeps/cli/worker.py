@@ -38,12 +38,20 @@ def add_parser(commands: Commands) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """Flags first (their bounds, the timeout; liveness in `join_study`), before Optuna is imported or a store
+    opened; the study's recorded options are merged with them afterwards (`worker_options`, which checks again)."""
+    from sweeps.stores.preflight import check_timeout
+    from sweeps.study.schema import StudyOptions
+
+    StudyOptions().replace(as_flags=True, n_trials=args.n_trials, slots=args.slots)  # per-flag bounds only
+    check_timeout(timeout_s(args))
+    study, uri = join_study(args)
+
     from sweeps.cli.outcome import print_outcome
     from sweeps.run.options import worker_options
     from sweeps.run.sweep import run_sweep
     from sweeps.stores.locations import storage_url
 
-    study, uri = join_study(args)
     options = worker_options(
         study,
         storage=storage_url(args.storage, uri),

@@ -1,20 +1,24 @@
 """What one process runs: the study's settings (`StudyOptions`) and where and how this process runs them, checked
-when built, so that everything after it may assume good input."""
+when built, so that everything after it may assume good input.
+
+Imports neither Optuna nor TensorFlow at run time: the CLI builds `SweepOptions` before it loads them, so a bad
+flag is refused at once."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
-
-import optuna
+from typing import TYPE_CHECKING, Any
 
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import GRACE_PERIOD, HEARTBEAT_INTERVAL
-from sweeps.stores.preflight import check_liveness, check_study_name
+from sweeps.stores.preflight import check_liveness, check_study_name, check_timeout
 from sweeps.study.schema import ATTR_DEFINITION, ATTR_OPTIONS, StudyOptions
 from sweeps.study.space import SweepFile, sweep_from_mapping
-from sweeps.study.warmstart import QueuedConfig
+
+if TYPE_CHECKING:  # annotations only: importing either loads Optuna
+    import optuna
+
+    from sweeps.study.warmstart import QueuedConfig
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,8 +41,7 @@ class SweepOptions:
 
     def __post_init__(self) -> None:
         check_liveness(self.heartbeat_interval, self.grace_period)
-        if self.timeout_s is not None and not 0 < self.timeout_s < math.inf:
-            raise ConfigError(f"--timeout must be a positive number of minutes, got {self.timeout_s / 60:g}")
+        check_timeout(self.timeout_s)
         if self.join_only:  # an existing study keeps the name it has
             if not self.study_name.strip():
                 raise ConfigError("study name must not be empty")

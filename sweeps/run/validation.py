@@ -4,11 +4,14 @@ A sweep's best value is optimistically biased (the minimum of noisy estimates, o
 Training the winners again on fresh seeds, all as one population, shows how much of the win survives. Results go
 to MLflow as runs tagged `dqn_sweep.role=validation` under the study's parent run; `analysis.validate` reads them
 back. The verdict at the end of `run` is the same comparison for the winner alone, with a paired test.
+The training takes tens of seconds, so it shows progress on stderr, like `run`'s trial bar.
 """
 
 from __future__ import annotations
 
+import sys
 import time
+from typing import Any
 
 import numpy as np
 import optuna
@@ -23,10 +26,11 @@ from sweeps.tracking.tags import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL, TAG
 from sweeps.tracking.tracker import StudyTracker
 
 
-def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int) -> list[dict]:
-    """Train (top-k trials + book) x held-out seeds as one population; log and return one row per config."""
+def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int, progress: bool = False) -> list[dict]:
+    """Train (top-k trials + book) x held-out seeds as one population; log and return one row per config.
+    `progress`: one line naming the population, then a bar of finished episodes, both on stderr."""
     if top < 1 or seeds < 1:
-        raise ConfigError(f"--top and --seeds must be >= 1, got {top} and {seeds}")
+        raise ConfigError(f"--top and --validate-seeds must be >= 1, got {top} and {seeds}")
     complete = ranked_complete_trials(study)
     if not complete:
         raise ConfigError(f"study '{study.study_name}' has no complete trial to validate")
@@ -42,7 +46,8 @@ def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int
         )
     fresh = held_out_seeds(seeds)
     started = time.perf_counter()
-    values = held_out_values([config for *_, config in configs], fresh)
+    with _episode_bar(len(configs), len(fresh), enabled=progress) as bar:
+        values = held_out_values([config for *_, config in configs], fresh, check_stop=lambda: bar.update(1))
     seconds = time.perf_counter() - started
     book_values = values[-1] if baseline not in chosen else values[chosen.index(baseline)]
     rows = []
@@ -65,6 +70,25 @@ def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int
         row, what = rows[-1], f"logging the validation of {label}"
         tracker.attempt(what, lambda r=row, c=config, m=mine: _log(tracker, r, c, m, seconds))
     return rows
+
+
+def _episode_bar(n_configs: int, n_seeds: int, *, enabled: bool) -> Any:
+    """A tqdm bar of the population's finished episodes (no total: an agent stops when it solves, so the number
+    of episodes is unknown until the end; `held_out_values` has a per-episode hook, not a per-agent one)."""
+    from tqdm import tqdm
+
+    if enabled:
+        agents = n_configs * n_seeds
+        configurations = "configuration" if n_configs == 1 else "configurations"
+        print(
+            f"validate: training {agents} agents ({n_configs} {configurations} x {n_seeds} held-out seeds) "
+            "as one population ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    return tqdm(
+        desc="validate", unit="episode", disable=not enabled, file=sys.stderr, dynamic_ncols=True, smoothing=0.1
+    )
 
 
 def _log(tracker: StudyTracker, row: dict, config: TrainConfig, values: dict[int, float], seconds: float) -> None:

@@ -5,20 +5,19 @@ at `/dev/null` it fails later with a traceback, and a journal whose last line wa
 mid-write) is read without that line but then appended onto it, after which every command finds it corrupt. So a
 journal must be a regular file, and a writer refuses one that ends in a partial line until `dqn-sweep repair
 --journal PATH` has cut that line off (after keeping a backup).
+
+Optuna is not imported here (its backend subclass lives in `journal_backend.py`): the checks run in every
+command's preflight, and a rejected command must answer before Optuna (about a second to import) is loaded.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from dqn_core.errors import ConfigError
 
@@ -35,31 +34,6 @@ def partial_line_message(path: Path, cut: int) -> str:
         f"Optuna journal {path} ends in a partial line ({cut} bytes, an interrupted write); "
         f"run `dqn-sweep repair --journal {path}` (keeps a backup), then retry"
     )
-
-
-class GuardedJournalFileBackend(JournalFileBackend):
-    """Optuna's journal file backend, but an append first checks, under the journal's lock, that the file ends in a
-    newline, and refuses (`JournalPartialLine`) instead of writing onto a line another process left cut off (a
-    full disk in the middle of its write). The append itself is Optuna's: the same lines, written and fsynced."""
-
-    def __init__(self, path: str) -> None:
-        self._guard = JournalFileSymlinkLock(path)  # Optuna's default lock, kept so append can hold it here
-        self._journal_path = Path(path)
-        super().__init__(path, lock_obj=self._guard)
-
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        self._guard.acquire()
-        try:
-            with self._journal_path.open("ab") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                if size and not _ends_with_newline(self._journal_path, size):
-                    raise JournalPartialLine(partial_line_message(self._journal_path, _tail(self._journal_path)[1]))
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-        finally:
-            self._guard.release()
 
 
 def _ends_with_newline(path: Path, size: int) -> bool:
@@ -143,6 +117,8 @@ def repair_journal(path: Path) -> tuple[Path | None, int]:
     cut = partial_tail(path)
     if not cut:
         return None, 0
+    from optuna.storages.journal import JournalFileSymlinkLock
+
     lock = JournalFileSymlinkLock(str(path))  # the lock every append holds: no write can be under way meanwhile
     lock.acquire()
     try:

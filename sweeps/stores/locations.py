@@ -93,7 +93,8 @@ def open_optuna_storage(
 
     from sweeps.stores import heartbeats
     from sweeps.stores.extras import require_driver
-    from sweeps.stores.journal import GuardedJournalFileBackend, check_journal
+    from sweeps.stores.journal import check_journal
+    from sweeps.stores.journal_backend import GuardedJournalFileBackend
 
     try:
         if url.startswith(JOURNAL_PREFIX):

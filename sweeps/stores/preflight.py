@@ -2,11 +2,13 @@
 
 Each command runs the same phase first: numbers parsed and bounded (`bounded`), names checked (`check_study_name`),
 output files checked (`check_output_file`), then both stores probed read-only (`probe_stores`). Only after that
-may anything be created: a study, an experiment, a journal, a lock file, a database file or its schema.
+may anything be created: a study, an experiment, a journal, a lock file, a database file or its schema. The checks
+before the probes import neither Optuna nor MLflow (nor anything that does), so a rejected flag answers at once.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import stat
@@ -64,6 +66,13 @@ def check_liveness(heartbeat_interval: int, grace_period: int) -> None:
     bounded("--grace-period", grace_period, 1, GRACE_PERIOD_MAX_S)
     if grace_period <= heartbeat_interval:
         raise ConfigError(f"--grace-period ({grace_period}) must exceed --heartbeat-interval ({heartbeat_interval})")
+
+
+def check_timeout(timeout_s: float | None) -> None:
+    """--timeout (already in seconds; None: not given) is a positive, finite time. The one check for `run` and
+    `worker` (through `SweepOptions`, and in the CLI before any store is opened)."""
+    if timeout_s is not None and not 0 < timeout_s < math.inf:
+        raise ConfigError(f"--timeout must be a positive number of minutes, got {timeout_s / 60:g}")
 
 
 def check_study_name(name: str) -> str:
