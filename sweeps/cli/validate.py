@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from sweeps.cli.common import Commands, StoreAlias, add_progress_option, add_store_options, add_study_name, flag
 
@@ -54,12 +53,8 @@ def handle(args: argparse.Namespace) -> int:
     uri = tracking_uri(args.tracking_uri)
     probe_tracking_store(uri, study_name=study.study_name, must_exist=True)
     tracker = StudyTracker(uri, study.study_name, tags={})
-    if not args.no_progress:  # stdout is the table alone, for a reader or a file
-        print(
-            f"validating the top {args.top} trials of '{study.study_name}' and the book on {args.validate_seeds} "
-            "held-out seeds ...",
-            file=sys.stderr,
-        )
+    # stdout is the table alone, for a reader or a file; progress (after the study is known to have a complete
+    # trial, so a refusal stays one line) goes to stderr
     rows = validate(study, tracker, top=args.top, seeds=args.validate_seeds, progress=not args.no_progress)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
