@@ -23,8 +23,16 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, and an epilog that may be a function: built only when help is shown, so a
+    help text drawn from the code (`train`'s config keys import gymnasium) costs nothing to every other command."""
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see --help)")
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
 
 
 Commands = Any  # what `ArgumentParser.add_subparsers` returns (argparse._SubParsersAction)

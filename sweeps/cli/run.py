@@ -95,8 +95,11 @@ def handle(args: argparse.Namespace) -> int:
 
     from sweeps.run.options import SweepOptions
     from sweeps.stores.locations import storage_url, tracking_uri
+    from sweeps.stores.preflight import FROM_STUDY_TOP_MAX, bounded
     from sweeps.study.space import load_sweep
 
+    if args.from_study:  # before Optuna loads the source study
+        bounded(flag(args, "from_top", "--top"), args.from_top, 1, FROM_STUDY_TOP_MAX)
     sweep = load_sweep(args.config)
     if args.base_config:
         from sweeps.study import warmstart  # loads Optuna: only for the flag that needs it
@@ -131,13 +134,11 @@ def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
     written."""
     if not args.enqueue and not args.from_study:
         return []
-    from sweeps.stores.preflight import bounded
     from sweeps.study import warmstart  # loads Optuna: only when something is queued
     from sweeps.study.existing import load_existing_study
 
     queued = warmstart.from_files(args.enqueue, sweep)
     if args.from_study:
-        bounded(flag(args, "from_top", "--top"), args.from_top, 1, warmstart.FROM_STUDY_TOP_MAX)
         if args.from_study == study_name:
             raise UsageError(f"dqn-sweep run: --from-study names the study being run ('{study_name}')")
         source = load_existing_study(args.from_study, args.storage, args.tracking_uri)

@@ -14,7 +14,7 @@ def add_parser(commands: Commands) -> None:
         help="train one agent and print the book-style episode log",
         description="Train one DQN agent (the book's configuration unless told otherwise) and print one line per "
         "episode, then a summary. Stops at the configured number of consecutive successes.",
-        epilog=_config_help(),
+        epilog=_config_help,  # called only when help is shown
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     train.add_argument("--config", metavar="FILE.yaml", help="YAML file of config keys (or with a `trainer:` section)")

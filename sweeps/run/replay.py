@@ -73,8 +73,12 @@ def write_replay(
     return out, steps, note
 
 
-def log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
-    """The best trial's agent and a GIF, to its run, unless already there (workers ending together may both log)."""
+def log_best_agent(
+    study: optuna.Study, tracker: StudyTracker, announce: Callable[[str], None] | None = None
+) -> list[str]:
+    """The best trial's agent and a GIF, to its run, unless already there (workers ending together may both log).
+    `announce` gets one line before the re-training starts: it takes seconds to minutes, and a sweep whose bar
+    stood at 100% with nothing said looked hung."""
     best = best_trial(study)
     if best is None:
         return ["no trial completed, so no best agent was saved"]
@@ -85,6 +89,11 @@ def log_best_agent(study: optuna.Study, tracker: StudyTracker) -> list[str]:
     def log() -> list[str]:
         if tracker.trials.tag_value(run_id, TAG_AGENT_LOGGED) == "true":
             return []
+        if announce is not None:
+            announce(
+                f"best agent: re-training trial {best.number}'s seed {representative_seed(best)} for its agent, "
+                "greedy-episode GIF and learning curve ..."
+            )
         with tempfile.TemporaryDirectory() as folder:
             _, steps, note = write_replay(study, tracker, best, Path(folder) / "greedy_episode.gif", log_agent=True)
             _log_learning_curve(study, tracker, best, run_id, Path(folder))

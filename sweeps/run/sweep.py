@@ -50,7 +50,7 @@ def _run(options: SweepOptions) -> SweepSummary:
     try:
         ended_early = worker.train()
         log.flush()
-        notes = log_best_agent(study, tracker) + ended_early
+        notes = log_best_agent(study, tracker, _announcer(options, log)) + ended_early
         stop.check()  # a stop while the best agent trained: the parent run ends KILLED, the exit code says so
         # Runs left RUNNING: a dead worker's (its trials were failed as stale while this run trained, after the
         # repair at its start) and any whose closing call was skipped during an outage.
@@ -105,6 +105,19 @@ def _run(options: SweepOptions) -> SweepSummary:
     )
 
 
+def _announcer(options: SweepOptions, log: TrialLog):
+    """Where a step after the trials says what it is doing: stderr, once the bar is closed (with --no-progress,
+    nowhere: stdout stays the summary)."""
+    if not options.progress:
+        return None
+
+    def announce(line: str) -> None:
+        log.close()  # the line must not land inside the bar
+        print(line, file=sys.stderr, flush=True)
+
+    return announce
+
+
 def _verdict(options: SweepOptions, study: optuna.Study, tracker: StudyTracker, stop: StopRequest, log: TrialLog):
     """The winner and the book on unseen seeds (`verdict.py`), stored in the study and on its parent run."""
     from sweeps.run.verdict import decide
@@ -113,9 +126,9 @@ def _verdict(options: SweepOptions, study: optuna.Study, tracker: StudyTracker, 
     if not options.verdict or n < 1 or best_trial(study) is None:
         return None
     stop.check()
-    log.close()  # the verdict's line must not land inside the bar
-    if options.progress:
-        print(f"verdict: training the winner and the book on {n} unseen seeds ...", file=sys.stderr, flush=True)
+    announce = _announcer(options, log)
+    if announce is not None:
+        announce(f"verdict: training the winner and the book on {n} unseen seeds ...")
     verdict = decide(
         study, n, margin=options.study.equivalence_margin, shape=options.sweep.stream_shape(), check_stop=stop.check
     )

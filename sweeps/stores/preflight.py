@@ -42,6 +42,7 @@ STUDY_NAME_MAX = 100
 HEARTBEAT_MAX_S = 3_600
 GRACE_PERIOD_MAX_S = 7 * 24 * 3_600
 TOP_MAX = 1_000
+FROM_STUDY_TOP_MAX = 100  # `run --from-study --top K`: queued trials, not evaluations
 HOLDOUT_SEEDS_MAX = 1_000
 
 

@@ -27,7 +27,6 @@ from sweeps.study.space import ParamSpec, SweepFile, sweep_from_mapping
 from sweeps.study.verdict_record import Verdict
 
 TRIAL_WARM_START = "warm_start"  # where a queued trial's configuration came from (a file, or study:trial)
-FROM_STUDY_TOP_MAX = 100
 
 
 @dataclass(frozen=True)

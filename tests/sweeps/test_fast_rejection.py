@@ -36,6 +36,8 @@ WRAPPER = (
         (["worker", "--study-name", "x", "--timeout", "-1"], "--timeout must be a positive number of minutes"),
         (["worker", "--study-name", "x", "--n-trials", "0"], "--n-trials must be in [1, 100000], got 0"),
         (["validate", "--top", "0"], "--top must be >= 1, got 0"),
+        (["run", "--from-study", "other", "--top", "0"], "--top must be >= 1, got 0"),
+        (["run", "--from-study", "other", "--from-top", "101"], "--from-top must be in [1, 100], got 101"),
         (["validate", "--validate-seeds", "5000"], "--validate-seeds must be in [1, 1000], got 5000"),
         (["validate", "--seeds", "0"], "--seeds must be >= 1, got 0"),  # the old spelling, named as typed
     ],
@@ -48,6 +50,19 @@ def test_a_rejected_flag_imports_no_heavy_module(tmp_path, argv, message):
     assert done.stdout.strip().splitlines() == ["[]"]  # nothing printed but the wrapper's list: none imported
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
     assert list(tmp_path.iterdir()) == []  # no store, journal or lock file was created
+
+
+def test_building_the_parser_imports_neither_gymnasium_nor_numpy(tmp_path):
+    """`train --help` lists the config keys with their defaults, read from a default TrainConfig (which resolves
+    the env through gymnasium): built only when that help is shown, not for every command's parser."""
+    code = (
+        "import sys, sweeps.cli; rc = sweeps.cli.main(sys.argv[1:]); "
+        "print(sorted(m for m in ('gymnasium', 'numpy') if m in sys.modules)); sys.exit(rc)"
+    )
+    refused = subprocess.run([sys.executable, "-c", code, "validate", "--top", "0"], capture_output=True, text=True)
+    assert (refused.returncode, refused.stdout.strip()) == (2, "[]"), refused.stderr
+    shown = subprocess.run([sys.executable, "-c", code, "train", "--help"], capture_output=True, text=True)
+    assert shown.returncode == 0 and "epsilon_decay_rate" in shown.stdout and "0.001" in shown.stdout
 
 
 def test_journal_checks_import_no_optuna_until_a_journal_is_opened(tmp_path):

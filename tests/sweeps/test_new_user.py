@@ -386,3 +386,29 @@ def test_train_config_refuses_a_key_beside_its_trainer_section(tmp_path, capsys)
     from dqn_core.config import load_config
 
     assert load_config(sweep).max_episodes == 2
+
+
+# Friction: every step after the trials says what it does ------------------------------------------------------
+
+SAY = """
+study: {n_trials: 2, max_seeds: 2, slots: 4, sampler: random, pruner: none, seed: 3, validate_seeds: 1}
+trainer: {max_episodes: 12}
+search_space:
+  gamma: {type: categorical, choices: [0.9, 0.99]}
+"""
+
+
+def test_run_says_on_stderr_that_it_trains_the_best_agent_then_the_verdict(tmp_path, capsys):
+    """The bar stood at 100% with nothing said while the best agent re-trained for its GIF: a line on stderr
+    says so, before the verdict's own line; stdout keeps only the summary."""
+    stores = Stores(tmp_path)
+    stores.config.write_text(SAY)
+    argv = [arg for arg in stores.argv(study="say") if arg != "--no-progress"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    best = captured.err.find("best agent: re-training trial ")
+    verdict = captured.err.find("verdict: training the winner and the book on 1 unseen seeds")
+    assert 0 <= best < verdict, captured.err
+    assert "best agent:" not in captured.out and "verdict: training" not in captured.out
+    assert main(argv) == 0  # resumed with the agent logged: nothing to re-train, nothing said
+    assert "best agent:" not in capsys.readouterr().err
