@@ -23,7 +23,7 @@ from sweeps.study.existing import ranked_complete_trials
 from sweeps.study.schema import BOOK, book_config, held_out_seeds, is_baseline, trial_config
 from sweeps.study.stats import aggregate, bootstrap_ci, paired_test
 from sweeps.tracking.tags import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL, TAG_VALIDATES
-from sweeps.tracking.tracker import StudyTracker
+from sweeps.tracking.tracker import StudyTracker, seed_metric
 
 
 def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int, progress: bool = False) -> list[dict]:
@@ -107,7 +107,7 @@ def _log(tracker: StudyTracker, row: dict, config: TrainConfig, values: dict[int
     params = {k: ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) for k, v in config.to_dict().items()}
     params["seeds"] = ",".join(map(str, values))
     now = int(time.time() * 1000)
-    metrics = [Metric(f"seed_{s}/episodes_to_solve", float(v), now, 0) for s, v in values.items()]
+    metrics = [Metric(seed_metric(s, "episodes_to_solve"), float(v), now, 0) for s, v in values.items()]
     metrics += [
         Metric(name, float(row[name]), now, 0)
         for name in ("held_out_median", "ci_low", "ci_high", "unsolved", "vs_book_p")

@@ -23,6 +23,7 @@ from typing import TypeVar
 from dqn_core.errors import ConfigError
 from sweeps.stores.locations import ARTIFACT_FOLDER, first_line, redact, sqlite_path
 from sweeps.stores.tracking_store import bounded_http_retries, quiet_mlflow_logs
+from sweeps.tracking.relocation import CopiedRuns
 from sweeps.tracking.tags import (
     TAG_ROLE,
     TAG_STATE,
@@ -41,6 +42,12 @@ SHARED_VIEW_TAG = "mlflow.sharedViewState."
 OUTAGE_BACKOFF_S = 30.0  # after a failed call, skip tracking for this long instead of paying retries per call
 
 
+def seed_metric(seed: object, what: str) -> str:
+    """A per-seed metric's name. One `per_seed/` prefix for all of them: the MLflow UI gives each prefix its own
+    section of charts, and `seed_<s>/...` opened a trial's page on one one-bar section per seed."""
+    return f"per_seed/seed_{seed}_{what}"
+
+
 def summary_metrics(
     *,
     value: float | None,
@@ -53,8 +60,8 @@ def summary_metrics(
     summary = {k: float(v) for k, v in extra.items() if v is not None}
     if value is not None:
         summary["episodes_to_solve"] = float(value)
-    summary.update({f"seed_{s}/episodes_to_solve": float(v) for s, v in per_seed.items()})
-    summary.update({f"seed_{s}/lower_bound": float(v) for s, v in (bounds or {}).items() if s not in per_seed})
+    summary.update({seed_metric(s, "episodes_to_solve"): float(v) for s, v in per_seed.items()})
+    summary.update({seed_metric(s, "lower_bound"): float(v) for s, v in (bounds or {}).items() if s not in per_seed})
     return summary
 
 
@@ -96,7 +103,9 @@ class StudyTracker:
                     )
                 )
                 self.parent_run_id = self._find_or_create_parent(study_name, dict(tags), reopen=sweeping)
-                self.trials = TrialRuns(self.client, self.experiment_id, self.parent_run_id, self._timed)
+                self.trials = TrialRuns(
+                    self.client, self.experiment_id, self.parent_run_id, self._timed, CopiedRuns(uri).own
+                )
                 if searched:  # readers (replay, analysis) pass none and leave the view as the sweep set it
                     self.client.set_experiment_tag(
                         self.experiment_id, SHARED_VIEW_TAG + TRIALS_VIEW_KEY, trials_view_state(searched)

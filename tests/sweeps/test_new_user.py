@@ -100,7 +100,8 @@ def test_sync_logs_a_pruned_trial_to_mlflow_as_the_sweep_does(race, tmp_path, ca
         runs = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'trial'")
         assert (tracked == uri) == all(run.data.tags.get("dqn_sweep.synced") == "true" for run in runs)
         by_state = {run.data.tags["dqn_sweep.state"]: run.data.metrics for run in runs}
-        assert "episodes_to_solve" not in by_state["PRUNED"] and "seed_0/episodes_to_solve" in by_state["PRUNED"]
+        assert "episodes_to_solve" not in by_state["PRUNED"]
+        assert "per_seed/seed_0_episodes_to_solve" in by_state["PRUNED"]
         assert by_state["COMPLETE"]["episodes_to_solve"] == _load(race, "race").best_value
 
 

@@ -255,7 +255,7 @@ def test_tracking_outage_keeps_every_trial_and_sync_restores_the_runs(tmp_path, 
         runs = _trial_runs(server.uri, "outage")
         assert not [r for r in runs.values() if r.info.status == "RUNNING"]
         synced = [r for r in runs.values() if r.data.tags.get("dqn_sweep.synced") == "true"]
-        assert synced and all("seed_0/episodes_to_solve" in r.data.metrics for r in synced)
+        assert synced and all("per_seed/seed_0_episodes_to_solve" in r.data.metrics for r in synced)
         assert main(["sync", "--study-name", "outage", *stores]) == 0  # idempotent
         assert " 0 runs re-created" in capsys.readouterr().out
     finally:

@@ -84,7 +84,7 @@ def test_sweep_records_trials_in_optuna_and_mlflow(tiny_sweep, tmp_path_factory)
         per_seed = trial.user_attrs["episodes_to_solve_per_seed"]
         assert run.data.metrics["seeds"] == len(per_seed)
         for seed, value in per_seed.items():  # the per-seed values are in MLflow too
-            assert run.data.metrics[f"seed_{seed}/episodes_to_solve"] == value
+            assert run.data.metrics[f"per_seed/seed_{seed}_episodes_to_solve"] == value
         if trial.state == TrialState.COMPLETE:
             assert run.data.metrics["episodes_to_solve"] == trial.value
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
