@@ -4,6 +4,7 @@ store was down. One handler: `sync` is everything `repair` does, and more."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from sweeps.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from sweeps.run.shutdown import StopRequest
     from sweeps.tracking.recovery import Reconciled
 
 COMMANDS = (
@@ -55,19 +57,38 @@ def add_parser(commands: Commands) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from sweeps.tracking.recovery import repair, sync
-    from sweeps.tracking.tracker import StudyTracker
-
+    """A stop signal (Ctrl-C, SIGTERM) is obeyed between two trials, before the stores open as after: what was
+    done is said, the rest is left for the next run, and the exit code is the shell's 128 + signal. A second
+    signal forces the stop; a run `sync` was making is then deleted, not left RUNNING."""
     if getattr(args, "journal", None):
         if args.study_name or args.storage or args.tracking_uri:
             raise UsageError("dqn-sweep repair: --journal repairs the file alone; give no study or store options")
         return _repair_journal(Path(args.journal))
+    from sweeps.run.shutdown import StopRequest
+
+    stop = StopRequest()
+    try:
+        return _reconcile(args, stop)
+    finally:
+        stop.release()
+
+
+def _reconcile(args: argparse.Namespace, stop: StopRequest) -> int:
+    from sweeps.tracking.recovery import repair, sync
+    from sweeps.tracking.tracker import StudyTracker
+
     study, uri = join_study(args)
+    stop.check()  # a stop while the stores opened
     tracker = StudyTracker(uri, study.study_name, tags={})
     if args.command == "sync":
-        print(synced_line(study.study_name, sync(study, tracker)))
+        done = sync(study, tracker, stop.check)
+        print(synced_line(study.study_name, done))
     else:
-        print(repaired_line(study.study_name, repair(study, tracker)))
+        done = repair(study, tracker, stop.check)
+        print(repaired_line(study.study_name, done))
+    if done.stopped:
+        print(f"{args.command} stopped before it was done; run it again to finish", file=sys.stderr)
+        return 128 + stop.signum
     return 0
 
 

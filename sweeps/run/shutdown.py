@@ -4,6 +4,7 @@ that no trial or MLflow run stays RUNNING."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -23,18 +24,24 @@ class StopRequest:
     forces it. Both take the same path, so a `kill` or a scheduler's stop leaves no trial or run RUNNING.
 
     An interrupt in the middle of an SQLite transaction left the MLflow store locked for the cleanup that followed.
+
+    Two signals that arrive during one long C call (a compiled TensorFlow call) reach Python as one handler call:
+    CPython only marks a signal as pending. Each delivery also writes one byte to the wakeup fd, though, so the
+    handler counts the deliveries there, and a second one forces the stop however close together they came.
     """
 
     def __init__(self) -> None:
         self.requested = False
         self.signum = 0
+        self._deliveries = _DeliveryCounter()
         self.previous = set_stop_handlers(self._handle)
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
+        forced = self.requested or self._deliveries.count() > 1
         self.requested = True
-        self.signum = signum
+        self.signum = self.signum or signum
+        if forced:
+            raise KeyboardInterrupt
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(f"\n{name}: stopping at the next safe point (again to force) ...", file=sys.stderr, flush=True)
 
@@ -44,6 +51,54 @@ class StopRequest:
 
     def release(self) -> None:
         set_stop_handlers(self.previous)
+        self._deliveries.close()
+
+
+class _DeliveryCounter:
+    """How many SIGINT/SIGTERM deliveries reached the process since the last `count()`, read from a wakeup fd
+    (a non-blocking pipe CPython's C-level handler writes each delivered signal's number to). Outside the main
+    thread, or where a wakeup fd is already in use (an event loop's), it counts nothing and every call counts
+    as one delivery."""
+
+    def __init__(self) -> None:
+        self._read = self._write = -1
+        self._previous = -1
+        try:
+            read, write = os.pipe()
+        except OSError:
+            return
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        try:
+            previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread
+            os.close(read)
+            os.close(write)
+            return
+        if previous != -1:  # someone else's: give it back and count nothing
+            signal.set_wakeup_fd(previous)
+            os.close(read)
+            os.close(write)
+            return
+        self._read, self._write = read, write
+
+    def count(self) -> int:
+        if self._read == -1:
+            return 1
+        try:
+            data = os.read(self._read, 4096)
+        except (BlockingIOError, OSError):
+            data = b""
+        return max(1, sum(byte in STOP_SIGNALS for byte in data))
+
+    def close(self) -> None:
+        if self._read == -1:
+            return
+        with contextlib.suppress(ValueError):
+            signal.set_wakeup_fd(-1)
+        os.close(self._read)
+        os.close(self._write)
+        self._read = self._write = -1
 
 
 def set_stop_handlers(handler: Any) -> Any:

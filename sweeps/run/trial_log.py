@@ -58,8 +58,16 @@ class TrialLog:
                 tags={TAG_STUDY: self.options.study_name, **tags},
             ),
         )
-        if run.run_id is not None:
+        if run.run_id is None:
+            return
+        try:
             trial.set_user_attr(TRIAL_RUN_ID, run.run_id)
+        except BaseException:  # a full journal or a stop: the run exists, its trial never knew it; close it here
+            run_id = run.run_id
+            self.tracker.attempt(
+                f"closing trial {trial.number}'s run", lambda: self.tracker.trials.finish(run_id, "FAIL"), force=True
+            )
+            raise
 
     def seed_done(self, run: TrialRun, seed: int, result: TrainResult) -> None:
         self.seed_runs += 1

@@ -8,6 +8,9 @@ learning-curve PNG live only in a worker's memory, so a re-created run has neith
 
 from __future__ import annotations
 
+import contextlib
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
@@ -24,7 +27,7 @@ from sweeps.study.schema import (
     trial_config,
 )
 from sweeps.tracking import artifacts
-from sweeps.tracking.tags import TAG_STUDY, TAG_SYNCED
+from sweeps.tracking.tags import TAG_STUDY, TAG_SYNCED, TAG_TRIAL
 from sweeps.tracking.tracker import StudyTracker, summary_metrics
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -35,6 +38,7 @@ class Reconciled:
     failed_stale: list[int] = field(default_factory=list)  # trials of dead workers, now FAIL (and re-queued)
     closed: list[int] = field(default_factory=list)  # runs left RUNNING, now closed with the trial's state
     created: list[int] = field(default_factory=list)  # runs re-created from Optuna
+    stopped: bool = False  # a stop signal ended it between two trials: the rest is left for the next run
 
     def describe(self) -> str:
         parts = [
@@ -44,17 +48,24 @@ class Reconciled:
         return ", ".join([*parts, f"{len(self.created)} runs re-created"])
 
 
-def repair(study: optuna.Study, tracker: StudyTracker) -> Reconciled:
-    """Fail dead workers' trials and close every run whose trial is no longer running."""
-    return _reconcile(study, tracker, create_missing=False)
+def _no_stop() -> None:
+    pass
 
 
-def sync(study: optuna.Study, tracker: StudyTracker) -> Reconciled:
+def repair(study: optuna.Study, tracker: StudyTracker, check_stop: Callable[[], None] = _no_stop) -> Reconciled:
+    """Fail dead workers' trials and close every run whose trial is no longer running. `check_stop` raises
+    KeyboardInterrupt when a stop was asked: it is called between trials, and what was done so far is returned."""
+    return _reconcile(study, tracker, create_missing=False, check_stop=check_stop)
+
+
+def sync(study: optuna.Study, tracker: StudyTracker, check_stop: Callable[[], None] = _no_stop) -> Reconciled:
     """`repair`, and re-create the runs of finished trials that MLflow never got."""
-    return _reconcile(study, tracker, create_missing=True)
+    return _reconcile(study, tracker, create_missing=True, check_stop=check_stop)
 
 
-def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bool) -> Reconciled:
+def _reconcile(
+    study: optuna.Study, tracker: StudyTracker, *, create_missing: bool, check_stop: Callable[[], None]
+) -> Reconciled:
     before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False)
@@ -63,6 +74,11 @@ def _reconcile(study: optuna.Study, tracker: StudyTracker, *, create_missing: bo
     for trial in trials:
         if not trial.state.is_finished():
             continue
+        try:
+            check_stop()
+        except KeyboardInterrupt:
+            done.stopped = True
+            return done
         run = runs.get(trial.number)
         if run is None:
             if create_missing and trial.state in FINISHED:
@@ -98,8 +114,40 @@ def _create_run(study: optuna.Study, tracker: StudyTracker, trial: FrozenTrial) 
     config = trial_config(study, trial)
     seeds = study.user_attrs[ATTR_SEEDS]
     tags = {TAG_STUDY: study.study_name, TAG_SYNCED: "true", **trial.user_attrs.get(TRIAL_TRACKING_TAGS, {})}
-    run_id = tracker.trials.start(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)
-    tracker.trials.log_curves(run_id, {}, _summary(trial))
-    tracker.trials.log_files(run_id, {"config.yaml": lambda p: artifacts.write_config_yaml(p, config.to_dict(), seeds)})
-    tracker.trials.finish(run_id, trial.state.name)
+    try:
+        run_id = tracker.trials.start(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)
+        tracker.trials.log_curves(run_id, {}, _summary(trial))
+        tracker.trials.log_files(
+            run_id, {"config.yaml": lambda p: artifacts.write_config_yaml(p, config.to_dict(), seeds)}
+        )
+        tracker.trials.finish(run_id, trial.state.name)
+    except BaseException:  # a forced stop or a failure half-way: no half-made run; the next `sync` makes it whole
+        _discard_unfinished(tracker, trial.number)
+        raise
     return run_id
+
+
+def _discard_unfinished(tracker: StudyTracker, number: int) -> None:
+    """Delete the runs `sync` started for trial `number` and could not finish (deleted runs are not found again,
+    so the trial counts as missing). Searched for, not taken by id: a stop inside `start` leaves the id unknown.
+    Best effort, and a further stop signal must not cut it short; a run it cannot delete stays RUNNING, and the
+    next `sync` or `repair` closes it from Optuna's record."""
+    query = f"tags.`{TAG_TRIAL}` = '{number}' and tags.`{TAG_SYNCED}` = 'true' and attributes.status = 'RUNNING'"
+    with _signals_ignored(), contextlib.suppress(Exception):
+        for run in tracker.client.search_runs([tracker.experiment_id], query):
+            tracker.client.delete_run(run.info.run_id)
+
+
+@contextlib.contextmanager
+def _signals_ignored():
+    signals = (signal.SIGINT, signal.SIGTERM)
+    try:
+        previous = [signal.signal(sig, signal.SIG_IGN) for sig in signals]
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for sig, handler in zip(signals, previous, strict=True):
+            signal.signal(sig, handler)

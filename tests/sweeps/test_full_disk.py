@@ -45,6 +45,12 @@ def _study(journal: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=open_optuna_storage(f"journal:{journal}", writable=False))
 
 
+def _check_nothing_running(tracking: str, name: str) -> None:
+    client = MlflowClient(tracking)
+    runs = client.search_runs([client.get_experiment_by_name(name).experiment_id], max_results=1000)
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+
+
 def _check_consistent(journal: Path, tracking: str, name: str, n_finished: int) -> None:
     """Exact budget, nothing RUNNING anywhere, exactly one MLflow run per finished trial."""
     study = _study(journal, name)
@@ -70,6 +76,7 @@ def test_journal_full_mid_sweep_and_at_start(mlflow_server, tmp_path, capsys):
     assert done.stderr.strip().splitlines()[-1].startswith("error: disk full"), done.stderr[-2000:]
     kept = len(_study(journal, "jfull").get_trials(deepcopy=False, states=FINISHED))
     assert 1 <= kept < 8
+    _check_nothing_running(mlflow_server.uri, "jfull")  # the failing process closed what it opened
 
     if main(argv) == 2:  # the failed write may have left a partial line: refused until repaired
         assert "repair --journal" in capsys.readouterr().err

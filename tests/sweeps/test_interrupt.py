@@ -9,6 +9,7 @@ import sys
 import time
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
@@ -146,3 +147,79 @@ def _study_runs_read_only(db) -> list[tuple[str, str]]:
             conn.close()
     except sqlite3.Error:  # tables not there yet, or locked by the writer
         return []
+
+
+def _trial_runs_read_only(db) -> list[tuple[str, str, str]]:
+    """(trial number, status, lifecycle stage) of every trial run, read without writing to the SQLite file."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute(
+                "SELECT t.value, r.status, r.lifecycle_stage FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+                "WHERE t.key = 'dqn_sweep.trial_number'"
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+
+
+def test_a_stop_during_sync_ends_between_two_runs_and_the_next_sync_finishes(tmp_path):
+    """`sync` re-creating 60 runs: a SIGTERM ends it between two runs (143, one line saying so, nothing RUNNING;
+    it used to leave the run being made RUNNING); the next `sync` makes every missing run, one per trial."""
+    from tests.analysis.builders import wide_study
+
+    storage = f"journal:{tmp_path / 'optuna-journal.log'}"
+    wide_study(open_optuna_storage(storage), name="wide", trials=60)
+    db = tmp_path / "mlflow.db"
+    argv = [sys.executable, "-m", "sweeps.cli", "sync", "--study", "wide", "--storage", storage]
+    argv += ["--tracking-uri", f"sqlite:///{db}"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 240
+    while len(_trial_runs_read_only(db)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err.decode()[-2000:]
+    assert err.decode().strip().endswith("sync stopped before it was done; run it again to finish")
+    runs = _trial_runs_read_only(db)
+    assert 2 <= len(runs) < 60 and not [run for run in runs if run[1] == "RUNNING"], runs
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    active = sorted(int(number) for number, _, stage in _trial_runs_read_only(db) if stage == "active")
+    assert active == list(range(60))
+
+
+def test_two_signals_during_one_long_c_call_force_the_stop():
+    """CPython runs a signal's handler once the C call under way returns, once however many times the signal came
+    meanwhile: a second Ctrl-C or SIGTERM during one compiled TensorFlow call used to be lost (the stop stayed
+    graceful). The deliveries are counted on the wakeup fd: two force the stop."""
+    import hashlib
+    import threading
+
+    from sweeps.run.shutdown import StopRequest
+
+    data = bytes(1_000_000_000)  # hashing it takes ~1 s with the GIL released; no handler runs meanwhile
+
+    def send_twice() -> None:
+        for _ in range(2):
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stop = StopRequest()
+    sender = threading.Thread(target=send_twice)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sender.start()
+            hashlib.sha256(data).digest()
+            sender.join()
+            time.sleep(0.5)  # the handler runs by now, with or without the C call
+        assert stop.requested and stop.signum == signal.SIGTERM
+    finally:
+        sender.join()
+        stop.release()
