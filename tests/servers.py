@@ -99,6 +99,10 @@ class PostgresCluster:
             "--no-sync",
         )
         pwfile.unlink()
+        return self.resume()
+
+    def resume(self) -> PostgresCluster:
+        """Start the server on the cluster's data (again, after `halt`: an outage that ends)."""
         options = (
             f"-c listen_addresses={self.host} -c port={self.port} -c unix_socket_directories='' "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -106,6 +110,10 @@ class PostgresCluster:
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start")
         wait_for_port(self.host, self.port, 30)
         return self
+
+    def halt(self) -> None:
+        """Stop the server at once, keeping its data: an outage, as a crash or a network cut looks to clients."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
 
     def url(self, database: str = "postgres", *, password: str | None = None) -> str:
         secret = self.password if password is None else password

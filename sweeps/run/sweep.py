@@ -8,7 +8,9 @@ import sys
 import time
 
 import optuna
+import sqlalchemy.exc
 
+from dqn_core.errors import ConfigError
 from sweeps.run.options import SweepOptions
 from sweeps.run.replay import log_best_agent
 from sweeps.run.session import open_session
@@ -17,11 +19,23 @@ from sweeps.run.summary import SweepSummary, study_counts
 from sweeps.run.trial_log import TrialLog
 from sweeps.run.worker import SweepWorker
 from sweeps.stores.journal import JournalPartialLine
-from sweeps.stores.locations import StoreFull, disk_full_message, is_disk_full, redact
+from sweeps.stores.locations import StoreFull, disk_full_message, first_line, is_disk_full, redact
 from sweeps.study.existing import best_trial
 from sweeps.tracking.recovery import repair
 from sweeps.tracking.tags import TAG_VERDICT, TAG_VERDICT_OUTCOME
 from sweeps.tracking.tracker import StudyTracker
+
+# What a database storage raises when its server goes away: Optuna wraps a failed commit, reads surface
+# SQLAlchemy's own errors. (A journal's failures are OSErrors, handled as such.)
+STORAGE_OUTAGES = (
+    optuna.exceptions.StorageInternalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+)
+
+
+class StorageOutage(ConfigError):
+    """The Optuna database failed mid-sweep: one line, exit 2, nothing left RUNNING that can still be reached."""
 
 
 def run_sweep(options: SweepOptions) -> SweepSummary:
@@ -76,6 +90,15 @@ def _run(options: SweepOptions) -> SweepSummary:
     except JournalPartialLine:  # another process's write was cut off: stop before anything lands on it
         worker.close_after_store_failure()
         raise
+    except STORAGE_OUTAGES as exc:  # the Optuna database went away (a server stopped, a network cut)
+        worker.close_after_store_failure()
+        raise StorageOutage(
+            redact(
+                f"the Optuna storage {options.storage} failed mid-sweep ({first_line(exc)[:300]}); finished trials "
+                "are kept and the runs this process had open are closed; run the same command again once the "
+                "storage is back (the trials that were running are retried after --grace-period)"
+            )
+        ) from None
     finally:
         stop.release()
         log.close()
