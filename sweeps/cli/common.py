@@ -142,7 +142,7 @@ def join_study(args: argparse.Namespace) -> tuple[Any, str]:
     from sweeps.study.existing import load_existing_study  # loads Optuna: once the flags are known to be good
 
     uri = tracking_uri(args.tracking_uri)
-    probe_tracking_store(uri, study_name=args.study_name, must_exist=False)
+    probe_tracking_store(uri, study_name=args.study_name, must_exist=False, writer=True)
     study = load_existing_study(
         args.study_name,
         args.storage,

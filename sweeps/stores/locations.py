@@ -12,6 +12,7 @@ import os
 import re
 import warnings
 from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote
 
 from dqn_core.errors import ConfigError
 from sweeps.stores.redaction import redact
@@ -27,10 +28,82 @@ def tracking_uri(cli_value: str | None) -> str:
     return cli_value or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+# What may follow the `@` that ends a URL's password: a host (or [IPv6]), a port, a database without `@`, and a
+# query of key=value pairs (whose values may hold `@`).
+_AFTER_PASSWORD = re.compile(
+    r"(?:\[[^\]@/]*\]|[^\s/:?#@\[\]]*)(?::\d*)?(?:/[^?#@]*)?(?:\?(?:[^=&#@]+=[^&#]*(?:&[^=&#@]+=[^&#]*)*)?)?"
+)
+_USER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s?#]*:")  # `scheme://user:`: a password follows
+
+
+def connect_url(url: str) -> str:
+    """`url` as handed to SQLAlchemy, Optuna and MLflow: a password typed with a raw `@` percent-encoded.
+
+    SQLAlchemy ends a password at its first `@` and takes the rest for the host, so `postgresql://u:p@ss@db/x`
+    could not connect, while `redact` masks what the user typed (up to the last `@`). Here the password ends at
+    the first `@` that a host, port, database and query can follow; only a password holding `@` changes (all its
+    reserved characters encoded, what is already encoded kept), so every URL that connected before is unchanged.
+    Messages, tags and stored command lines keep showing what was typed, through `redact`.
+    """
+    user = _USER.match(url)
+    if user is None:
+        return url
+    for at in (i for i in range(user.end(), len(url)) if url[i] == "@"):
+        if _AFTER_PASSWORD.fullmatch(url, at + 1):
+            password = url[user.end() : at]
+            if "@" not in password:
+                return url
+            return url[: user.end()] + quote(unquote(password), safe="") + url[at:]
+    return url
+
+
+# `sqlite[+driver]://` (no host: SQLAlchemy refuses one), then `/` and the database up to an optional `?query`
+_SQLITE_URL = re.compile(r"sqlite(?:\+\w+)?://(?P<database>/[^?]*)?(?:\?(?P<query>.*))?", re.DOTALL)
+_TRUE = frozenset({"true", "yes", "on", "y", "t", "1"})  # what SQLAlchemy's `asbool` reads as true
+
+
 def sqlite_path(uri: str) -> Path | None:
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :])
-    return None
+    """The file an SQLite URL opens, in every form SQLAlchemy accepts (`sqlite:///rel.db`, `sqlite:////abs.db`,
+    `sqlite+pysqlite:///...`, a `?query` after it, a percent-encoded name, a `file:` URI with `uri=true`); None for
+    an in-memory database or any other URL. Every check of a local store goes through here: knowing only
+    `sqlite:///`, `best --storage sqlite+pysqlite:///new.db` created new.db, and a query became part of the name."""
+    match = _SQLITE_URL.fullmatch(uri)
+    if match is None or not match["database"]:
+        return None
+    database = unquote(match["database"][1:])
+    query = parse_qs(match["query"] or "")
+    if database.startswith("file:") and query.get("uri", [""])[-1].lower() in _TRUE:
+        return _sqlite_uri_path(database, query)
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _sqlite_uri_path(filename: str, query: dict[str, list[str]]) -> Path | None:
+    """The file of an SQLite URI filename (`file:x.db`, `file:///abs/x.db`); SQLAlchemy passes the remaining query
+    on to SQLite, so `mode=memory` makes it a database in memory."""
+    if query.get("mode", [""])[-1] == "memory":
+        return None
+    path = filename[len("file:") :]
+    if path.startswith("//"):  # an authority (empty or localhost), then the absolute path
+        path = path[path.find("/", 2) :] if "/" in path[2:] else ""
+    path = unquote(path)
+    return Path(path) if path and path != ":memory:" else None
+
+
+# SQLite's unix VFS takes paths of at most 512 bytes (MAX_PATHNAME) and opens a database only if its rollback
+# journal's name (`-journal` appended) fits too: a longer path fails as "unable to open database file", after
+# whatever the command had created before it first touched the file. Linux itself takes 4096 bytes.
+SQLITE_MAX_PATH = 512 - len("-journal")
+
+
+def check_sqlite_length(db: Path, what: str, instead: str) -> None:
+    """Refuse, in one line, an SQLite file whose absolute path (symbolic links resolved, as SQLite does) is too
+    long for SQLite; `instead` says what to use in its place besides a shorter folder."""
+    length = len(os.fsencode(db.resolve()))
+    if length > SQLITE_MAX_PATH:
+        raise ConfigError(
+            f"{what} {db}: its path is too long for SQLite ({length} bytes as an absolute path, at most "
+            f"{SQLITE_MAX_PATH}); use a shorter folder, or {instead}"
+        )
 
 
 def store_folder(tracking: str) -> Path:
@@ -59,6 +132,10 @@ def storage_url(cli_value: str | None, tracking: str) -> str:
     return JOURNAL_PREFIX + str(default_journal(tracking))
 
 
+TRACKING_SERVERS = "a server store (--tracking-uri http://HOST:5000 or postgresql://...)"
+OPTUNA_ELSEWHERE = "a journal file (--storage journal:PATH) or a server store (--storage postgresql://...)"
+
+
 def check_tracking_uri(uri: str) -> None:
     """Fail early, in one line, where a local store cannot be written (reads nothing but file metadata)."""
     db = sqlite_path(uri)
@@ -72,7 +149,7 @@ def check_tracking_uri(uri: str) -> None:
             raise ConfigError(f"tracking store {db} is not a regular file")
         if db.exists() and db.stat().st_size > 0 and not _looks_like_sqlite(db):
             raise ConfigError(f"tracking store {db} exists but is not an SQLite database")
-    elif not re.match(r"^(https?|postgresql(\+\w+)?|mysql(\+\w+)?|sqlite|file|databricks)://", uri) and not (
+    elif not re.match(r"^(https?|postgresql(\+\w+)?|mysql(\+\w+)?|sqlite(\+\w+)?|file|databricks)://", uri) and not (
         uri.startswith("/") or uri.startswith(".")
     ):
         raise ConfigError(redact(f"unsupported tracking URI '{uri}'"))
@@ -113,7 +190,7 @@ def open_optuna_storage(
         with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna, and exactly what we want
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return heartbeats.HeartbeatRDBStorage(
-                url,
+                connect_url(url),
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
                 heartbeat_stale_trial_callback=heartbeats.retry_callback(),

@@ -21,8 +21,12 @@ from sweeps.stores.journal import check_journal
 from sweeps.stores.locations import (
     JOURNAL_PREFIX,
     MLFLOW_TABLES,
+    OPTUNA_ELSEWHERE,
     OPTUNA_TABLES,
+    TRACKING_SERVERS,
+    check_sqlite_length,
     check_tracking_uri,
+    connect_url,
     first_line,
     sqlite_path,
     sqlite_tables,
@@ -133,7 +137,7 @@ def probe_stores(storage: str, tracking: str, *, study_name: str | None, writer:
     db, store = sqlite_path(tracking), sqlite_path(storage)
     if db is not None and store is not None and db.resolve() == store.resolve():
         raise ConfigError(f"--storage and --tracking-uri name the same file {db}; give Optuna and MLflow one each")
-    probe_tracking_store(tracking, study_name=study_name, must_exist=must_exist)
+    probe_tracking_store(tracking, study_name=study_name, must_exist=must_exist, writer=writer)
     probe_storage(storage, writable=writer, must_exist=must_exist)
 
 
@@ -146,6 +150,7 @@ def probe_storage(url: str, *, writable: bool, must_exist: bool) -> None:
     if db is not None:
         if db.is_dir():
             raise ConfigError(f"Optuna storage {db} is a folder; name an SQLite file")
+        check_sqlite_length(db, "Optuna storage", OPTUNA_ELSEWHERE)
         if not db.exists():
             if must_exist:
                 raise ConfigError(f"no Optuna database at {db}; run a sweep first or pass --storage")
@@ -153,6 +158,8 @@ def probe_storage(url: str, *, writable: bool, must_exist: bool) -> None:
         if not db.is_file():
             raise ConfigError(f"Optuna storage {db} is not a regular file")
         tables = sqlite_tables(db)
+        if writable:
+            check_sqlite_writable(db, "Optuna storage", "pass a writable --storage")
     else:
         tables = _rdb_tables(url)
     if tables & MLFLOW_TABLES:
@@ -161,13 +168,15 @@ def probe_storage(url: str, *, writable: bool, must_exist: bool) -> None:
         raise ConfigError(redact(f"Optuna storage {url} holds no study (no Optuna tables)"))
 
 
-def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) -> None:
-    """The MLflow store, read-only: reachable, not an Optuna database, the study's experiment not deleted."""
+def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool, writer: bool = False) -> None:
+    """The MLflow store, read-only: reachable, not an Optuna database, the study's experiment not deleted, and
+    writable for a `writer` (a command that logs runs, tags or metrics to it)."""
     db = sqlite_path(uri)
     if db is not None and must_exist and not db.exists():
         raise ConfigError(f"no MLflow store at {db}; run a sweep first or pass --tracking-uri")
     check_tracking_uri(uri)
     if db is not None:
+        check_sqlite_length(db, "tracking store", TRACKING_SERVERS)
         if not db.exists():
             if not os.access(db.parent if str(db.parent) else ".", os.W_OK):
                 raise ConfigError(f"tracking store {db} cannot be created (its folder is read-only)")
@@ -175,6 +184,8 @@ def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) 
         tables = sqlite_tables(db)
         if tables & OPTUNA_TABLES:
             raise ConfigError(f"tracking store {db} is an Optuna database; give MLflow its own file")
+        if writer:
+            check_sqlite_writable(db, "tracking store", READ_ONLY_TRACKING)
         if not tables & MLFLOW_TABLES:
             if must_exist:
                 raise ConfigError(f"MLflow store {db} is empty (no MLflow tables); run a sweep first")
@@ -184,12 +195,42 @@ def probe_tracking_store(uri: str, *, study_name: str | None, must_exist: bool) 
     probe_tracking(uri, study_name=study_name)
 
 
+READ_ONLY_TRACKING = (
+    "pass a writable --tracking-uri (commands that only read it, such as best and report, work as it is)"
+)
+
+
+def check_sqlite_writable(db: Path, what: str, instead: str) -> None:
+    """An existing SQLite store a command writes to: the file writable, and its folder too (SQLite creates its
+    `-journal` file beside the database for every write). Unchecked, MLflow failed half-way with SQLAlchemy's
+    "Query-invoked autoflush" text, after the study and the lock file had been created."""
+    folder = db.parent if str(db.parent) else Path(".")
+    if not os.access(db, os.W_OK):
+        raise ConfigError(f"{what} {db} is read-only; make it writable, or {instead}")
+    if not _can_create_in(folder):
+        raise ConfigError(
+            f"{what} {db} is read-only (its folder {folder} is, and SQLite writes a journal file beside the "
+            f"database); make the folder writable, or {instead}"
+        )
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Permission bits first, then a nameless temporary file (gone at once): the bits lie on some file systems."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True
+
+
 def _rdb_tables(url: str, what: str = "Optuna storage") -> set[str]:
     import sqlalchemy
 
     require_driver(url)
     try:
-        engine = sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(connect_url(url))
     except Exception as exc:
         raise ConfigError(redact(f"cannot open {what} {url}: {first_line(exc)}")) from None
     try:

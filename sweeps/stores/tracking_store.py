@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dqn_core.errors import ConfigError
-from sweeps.stores.locations import first_line, redact
+from sweeps.stores.locations import connect_url, first_line, redact
 
 STUDY_TAG = "dqn_sweep.study"  # on a study's experiment and on every run in it: the study's name
 ROLE_TAG = "dqn_sweep.role"
@@ -80,7 +80,7 @@ def probe_tracking(uri: str, *, study_name: str | None = None) -> None:
     bounded_http_retries()
     quiet_mlflow_logs()
     try:
-        client = MlflowClient(tracking_uri=uri)
+        client = MlflowClient(tracking_uri=connect_url(uri))
         with _probing():
             client.search_experiments(max_results=1)
         experiment = client.get_experiment_by_name(study_name) if study_name else None

@@ -9,8 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from dqn_core.errors import ConfigError
-from sweeps.stores.locations import first_line, redact
+from sweeps.stores.locations import connect_url, first_line, redact
 from sweeps.stores.tracking_store import bounded_http_retries, quiet_mlflow_logs
+from sweeps.tracking.relocation import CopiedRuns
 from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY
 
 
@@ -22,7 +23,7 @@ def log_report(tracking_uri: str, study_name: str, path: Path) -> str | None:
     bounded_http_retries()
     quiet_mlflow_logs()
     try:
-        client = MlflowClient(tracking_uri=tracking_uri)
+        client = MlflowClient(tracking_uri=connect_url(tracking_uri))
         experiment = client.get_experiment_by_name(study_name)
         if experiment is None:
             return None
@@ -34,7 +35,10 @@ def log_report(tracking_uri: str, study_name: str, path: Path) -> str | None:
         if not found:
             return None
         run_id = found[0].info.run_id
+        CopiedRuns(tracking_uri).own(run_id)  # a copied store logs beside its own mlflow.db, never the original's
         client.log_artifact(run_id, str(path))
+    except ConfigError:
+        raise
     except Exception as exc:
         raise ConfigError(redact(f"cannot log {path} to MLflow store {tracking_uri}: {first_line(exc)}")) from None
     return run_id

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from dqn_core.errors import ConfigError
-from sweeps.stores.locations import ARTIFACT_FOLDER, first_line, redact, sqlite_path
+from sweeps.stores.locations import ARTIFACT_FOLDER, connect_url, first_line, redact, sqlite_path
 from sweeps.stores.tracking_store import bounded_http_retries, quiet_mlflow_logs
 from sweeps.tracking.relocation import CopiedRuns
 from sweeps.tracking.tags import (
@@ -93,7 +93,7 @@ class StudyTracker:
         self._down_until = 0.0
         with self._timed("setup"):
             try:
-                self.client = MlflowClient(tracking_uri=uri)
+                self.client = MlflowClient(tracking_uri=connect_url(uri))
                 experiment = self.client.get_experiment_by_name(study_name)
                 self.experiment_id = (
                     experiment.experiment_id

@@ -30,11 +30,15 @@ class TrialRuns:
         experiment_id: str,
         parent_run_id: str,
         timed: Callable[[str], AbstractContextManager[None]],
+        before_logging: Callable[[str], None] = lambda run_id: None,
     ) -> None:
+        """`before_logging(run_id)` runs before files are logged to a run: a copied store makes the run its own
+        there (`relocation.CopiedRuns.own`), so that they never land in the folder it was copied from."""
         self.client = client
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self._timed = timed
+        self._before_logging = before_logging
 
     def start(
         self, number: int, params: Mapping[str, Any], searched: Sequence[str], seeds: Sequence[int], tags: Mapping
@@ -104,6 +108,7 @@ class TrialRuns:
         with tempfile.TemporaryDirectory() as folder, self._timed(purpose):
             for name, write in files.items():
                 write(Path(folder) / name)
+            self._before_logging(run_id)
             self.client.log_artifacts(run_id, folder)  # one call for all: a trial logs two files
 
     def tag_value(self, run_id: str, key: str) -> str | None:
