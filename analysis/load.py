@@ -25,7 +25,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from dqn_core.errors import ConfigError
-from sweeps.stores.locations import DEFAULT_TRACKING_URI, sqlite_path, tracking_uri
+from sweeps.stores.locations import DEFAULT_TRACKING_URI, connect_url, sqlite_path, tracking_uri
 from sweeps.stores.preflight import probe_tracking_store
 from sweeps.study.existing import load_existing_study
 from sweeps.study.schema import (
@@ -39,6 +39,7 @@ from sweeps.study.schema import (
     base_config,
     is_baseline,
     per_seed_values,
+    recorded,
 )
 from sweeps.tracking.artifacts import CURVE_COLUMNS, read_curves_csv
 from sweeps.tracking.tags import TAG_ROLE, TAG_STUDY, TAG_TRIAL
@@ -77,7 +78,7 @@ class StudyData:
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        return MlflowClient(tracking_uri=connect_url(self.tracking_uri))
 
     @cached_property
     def experiment_id(self) -> str | None:
@@ -91,7 +92,7 @@ class StudyData:
 
         if self.experiment_id is None:
             return pd.DataFrame()
-        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_tracking_uri(connect_url(self.tracking_uri))
         return mlflow.search_runs(experiment_ids=[self.experiment_id], max_results=50_000)
 
     @cached_property
@@ -106,7 +107,7 @@ class StudyData:
     def max_episodes(self) -> int | None:
         """The trainer's episode cap: a seed that did not solve within it counts as max_episodes + 1. None when the
         study records no trainer config."""
-        if ATTR_BASE_CONFIG not in self.study.user_attrs:
+        if recorded(self.study, ATTR_BASE_CONFIG) is None:
             return None
         return base_config(self.study).max_episodes
 

@@ -29,7 +29,14 @@ from analysis.load import StudyData
 from analysis.validate import held_out_table
 from analysis.verdict import NO_VERDICT, effect_table, recorded_verdict, verdict_table
 from sweeps.stores.locations import redact
-from sweeps.study.schema import ATTR_BASE_CONFIG, ATTR_SEEDS, HELD_OUT_SEED_START, TRIAL_RUN_ID, base_config
+from sweeps.study.schema import (
+    ATTR_BASE_CONFIG,
+    ATTR_SEEDS,
+    HELD_OUT_SEED_START,
+    TRIAL_RUN_ID,
+    base_config,
+    recorded,
+)
 from sweeps.study.stats import MIN_SEEDS_FOR_CI
 
 SECTIONS = (
@@ -131,8 +138,8 @@ def _summary(ctx: _Context) -> str:
     data = ctx.data
     study = data.study
     counts = compare.state_counts(data.trials)
-    seeds = study.user_attrs.get(ATTR_SEEDS, [])
-    base = study.user_attrs.get(ATTR_BASE_CONFIG, {})
+    seeds = recorded(study, ATTR_SEEDS, [])
+    base = recorded(study, ATTR_BASE_CONFIG, {})
     best = None if ctx.top.empty else ctx.top.iloc[0]
     rows = [
         ("trials", ", ".join(f"{n} {state.lower()}" for state, n in counts.items())),
@@ -286,7 +293,7 @@ def _curves(ctx: _Context) -> str:
     labels = {int(r.trial): ctx.label(int(r.trial), r.baseline) for r in table.itertuples()}
     curves = compare.learning_curves(data.episodes, chosen)
     # The curves are episode lengths: the success threshold is drawn where a return is one.
-    base = base_config(data.study) if data.study.user_attrs.get(ATTR_BASE_CONFIG) else None
+    base = base_config(data.study) if recorded(data.study, ATTR_BASE_CONFIG) else None
     threshold = base.success_threshold if base is not None and base.env.return_is_length else None
     figure = plots.curves_figure(curves, labels, threshold)
     return _image(figure and plots.to_data_uri(figure), "learning curves", "no per-episode curves in MLflow")

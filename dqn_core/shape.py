@@ -6,6 +6,7 @@ its configuration (e.g. for `--help` or validation).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,15 @@ from dqn_core.envs import EnvSpec, resolve_env
 from dqn_core.errors import ConfigError
 
 SEED_LIMIT = 2**32
+MIN_SLOTS = 2
+"""XLA specialises an axis of size one (folds it away), which rounds some sums differently; a stream always has at
+least two physical slots so a lone agent computes exactly as it would among others."""
+
+
+def physical_slots(n: int) -> int:
+    """Slot arrays are a power of two long: XLA vectorises the agent axis, and a length that leaves a remainder
+    computes the remainder's `exp` (epsilon) on another code path, 1 ulp apart. Unused slots stay idle."""
+    return max(MIN_SLOTS, 1 << math.ceil(math.log2(max(n, 1))))
 
 
 def padded_hidden(hidden_sizes: Sequence[int], depth: int) -> tuple[int, ...]:

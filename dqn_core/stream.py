@@ -11,7 +11,6 @@ neighbours, the slot count or when it entered: a run inside a stream equals the 
 from __future__ import annotations
 
 import enum
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,22 +25,11 @@ from dqn_core.host import HOST, HostEnvs
 from dqn_core.network import init_params, layer_sizes, pad_params, unpad_params
 from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
-from dqn_core.shape import StreamShape, WorkItem
+from dqn_core.shape import MIN_SLOTS, StreamShape, WorkItem, physical_slots
 from dqn_core.tail import TailRental
 from dqn_core.update import AdamState
 
 DEFAULT_TICKS_PER_CALL = 256
-MIN_SLOTS = 2
-"""XLA specialises an axis of size one (folds it away), which rounds some sums differently; a stream always has at
-least two physical slots so a lone agent computes exactly as it would among others."""
-
-
-def physical_slots(n: int) -> int:
-    """Slot arrays are a power of two long: XLA vectorises the agent axis, and a length that leaves a remainder
-    computes the remainder's `exp` (epsilon) on another code path, 1 ulp apart. Unused slots stay idle."""
-    return max(MIN_SLOTS, 1 << math.ceil(math.log2(max(n, 1))))
-
-
 WAIT_PAUSE_S = 0.05
 """How long an idle stream sleeps before asking a source that answered WAIT again."""
 TAIL_SHRINK = 2

@@ -44,12 +44,15 @@ def train_population(
     ticks_per_call: int = DEFAULT_TICKS_PER_CALL,
     shape: StreamShape | None = None,
     in_graph: bool = True,
+    slots: int | None = None,
 ) -> list[TrainResult]:
     """Train independent (config, seed) agents side by side; results come back in the order given.
 
     `shape` may declare a larger compiled shape than the members need, so several
     populations of a sweep reuse one compiled graph. Results do not depend on it. `in_graph=False` steps an env
     that has an in-graph port on the host instead (`StreamShape.in_graph`; a given `shape` is taken as it is).
+    `slots` trains at most that many at once, each freed slot refilled with the next member (what fits in memory:
+    `dqn_core.memory.slots_that_fit`); results do not depend on it either, bit for bit.
     """
     if not members:
         raise ConfigError("a population needs at least one (config, seed) member")
@@ -68,6 +71,6 @@ def train_population(
         results[item.tag] = result
 
     hook = None if on_episode is None else (lambda item, stats: on_episode(item.tag, stats))
-    slots = len(members)
+    slots = len(members) if slots is None else min(slots, len(members))
     train_stream(source, shape=shape, slots=slots, on_episode=hook, on_done=deliver, ticks_per_call=ticks_per_call)
     return [r for r in results if r is not None]

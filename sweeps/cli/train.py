@@ -42,7 +42,8 @@ def _config_help() -> str:
 def handle(args: argparse.Namespace) -> int:
     from dqn_core.config import TrainConfig, load_config, parse_assignment
     from dqn_core.errors import shown
-    from dqn_core.shape import SEED_LIMIT
+    from dqn_core.memory import check_this_process
+    from dqn_core.shape import SEED_LIMIT, StreamShape
     from sweeps.stores.locations import storage_url, tracking_uri
     from sweeps.stores.output_paths import StoreFiles, refuse_store, write_output
     from sweeps.stores.preflight import bounded, check_output_file
@@ -50,6 +51,7 @@ def handle(args: argparse.Namespace) -> int:
     overrides = dict(parse_assignment(item) for item in args.overrides)
     config = load_config(args.config, overrides) if args.config else TrainConfig.from_mapping(overrides, source="--set")
     bounded("--seed", args.seed, 0, SEED_LIMIT - 1)
+    check_this_process(StreamShape.covering([config]), 1, slots_flag=None, what="one agent (a population of 2 slots)")
     uri = tracking_uri(None)  # train opens no store, but --save must not land on the default ones either
     stores = StoreFiles.of(storage=storage_url(None, uri), tracking=uri, configs=[args.config] if args.config else [])
     if args.save:

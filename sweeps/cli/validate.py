@@ -43,7 +43,7 @@ def handle(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
-    from sweeps.run.validation import validate
+    from sweeps.run.validation import plan_validation, validate
     from sweeps.stores.locations import tracking_uri
     from sweeps.stores.preflight import probe_tracking_store
     from sweeps.study.existing import load_existing_study
@@ -51,11 +51,13 @@ def handle(args: argparse.Namespace) -> int:
 
     study = load_existing_study(args.study_name, args.storage, args.tracking_uri)
     uri = tracking_uri(args.tracking_uri)
-    probe_tracking_store(uri, study_name=study.study_name, must_exist=True)
+    probe_tracking_store(uri, study_name=study.study_name, must_exist=True, writer=True)
+    # what to train, and in how many slots it fits in memory, before the tracker may write anything
+    plan = plan_validation(study, top=args.top, seeds=args.validate_seeds)
     tracker = StudyTracker(uri, study.study_name, tags={})
     # stdout is the table alone, for a reader or a file; progress (after the study is known to have a complete
     # trial, so a refusal stays one line) goes to stderr
-    rows = validate(study, tracker, top=args.top, seeds=args.validate_seeds, progress=not args.no_progress)
+    rows = validate(plan, tracker, progress=not args.no_progress)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
     return 0

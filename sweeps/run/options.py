@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dqn_core.errors import ConfigError
+from dqn_core.memory import check_this_process
 from sweeps.stores.locations import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from sweeps.stores.preflight import check_liveness, check_study_name, check_timeout
-from sweeps.study.schema import ATTR_DEFINITION, ATTR_OPTIONS, StudyOptions
+from sweeps.study.schema import ATTR_DEFINITION, ATTR_OPTIONS, StudyOptions, recorded
 from sweeps.study.space import SweepFile, sweep_from_mapping
 
 if TYPE_CHECKING:  # annotations only: importing either loads Optuna
@@ -47,6 +48,8 @@ class SweepOptions:
                 raise ConfigError("study name must not be empty")
         else:
             check_study_name(self.study_name)
+        # the largest population this process compiles (the verdict's streams through as many slots as fit)
+        check_this_process(self.sweep.stream_shape(), self.study.slots)
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -56,24 +59,24 @@ class SweepOptions:
 def worker_options(study: optuna.Study, *, storage: str, tracking_uri: str, **overrides: Any) -> SweepOptions:
     """Options for a process joining `study`: the sweep and settings the study recorded, then `overrides` (the
     study options among them; None leaves a setting as recorded)."""
-    definition = study.user_attrs.get(ATTR_DEFINITION)
+    definition = recorded(study, ATTR_DEFINITION)
     if definition is None:
         raise ConfigError(
             f"study '{study.study_name}' does not record its sweep (made by an older dqn-sweep); "
             "join it with `dqn-sweep run --config SWEEP.yaml` instead"
         )
     sweep = sweep_from_mapping(definition, source=f"study '{study.study_name}'")
-    recorded = study.user_attrs.get(ATTR_OPTIONS, {})
-    if "max_seeds" not in recorded:
+    settings = recorded(study, ATTR_OPTIONS, {})
+    if "max_seeds" not in settings:
         raise ConfigError(
             f"study '{study.study_name}' was made before seeds were raced (it records no max_seeds); "
             "start a new study for this version of dqn-sweep"
         )
-    study_fields = {k: v for k, v in overrides.items() if k in recorded}
-    study_options = StudyOptions.from_mapping(recorded, source=f"study '{study.study_name}'").replace(
+    study_fields = {k: v for k, v in overrides.items() if k in settings}
+    study_options = StudyOptions.from_mapping(settings, source=f"study '{study.study_name}'").replace(
         as_flags=True, **study_fields
     )
-    rest = {k: v for k, v in overrides.items() if k not in recorded and v is not None}
+    rest = {k: v for k, v in overrides.items() if k not in settings and v is not None}
     return SweepOptions(
         sweep=sweep,
         study_name=study.study_name,

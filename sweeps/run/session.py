@@ -31,6 +31,7 @@ from sweeps.study.schema import (
     ATTR_SWEEP_HASH,
     BOOK,
     TRIAL_BASELINE,
+    record,
 )
 from sweeps.study.space import SweepFile
 from sweeps.study.strategies import make_pruner, make_sampler
@@ -192,9 +193,9 @@ def _complete_study(study: optuna.Study, options: SweepOptions) -> optuna.Study:
     """Everything a study records about its sweep, and the book's baseline queued as its first trial; the sweep
     hash goes last, so that a study with a hash is complete (see `find_study`). Safe to run again on a study
     whose creator died half-way."""
-    study.set_user_attr(ATTR_BASE_CONFIG, options.sweep.base.to_dict())
-    study.set_user_attr(ATTR_SEEDS, list(options.seeds))
-    study.set_user_attr(ATTR_DEFINITION, options.sweep.definition)
+    record(study, ATTR_BASE_CONFIG, options.sweep.base.to_dict())
+    record(study, ATTR_SEEDS, list(options.seeds))
+    record(study, ATTR_DEFINITION, options.sweep.definition)
     study.set_user_attr(ATTR_SWEEP_FILE, options.sweep.path)
     if not study.get_trials(deepcopy=False):
         study.enqueue_trial(options.sweep.book_params(), user_attrs={TRIAL_BASELINE: BOOK})
@@ -204,8 +205,8 @@ def _complete_study(study: optuna.Study, options: SweepOptions) -> optuna.Study:
 
 def record_run_options(study: optuna.Study, options: SweepOptions) -> None:
     """What a later `worker` without options uses: this run's study options (budget, seeds, sampler, pruner...)."""
-    study.set_user_attr(ATTR_COMMAND, options.command_line)
-    study.set_user_attr(ATTR_OPTIONS, options.study.to_dict())
+    record(study, ATTR_COMMAND, options.command_line)
+    record(study, ATTR_OPTIONS, options.study.to_dict())
 
 
 def finished_count(study: optuna.Study) -> int:

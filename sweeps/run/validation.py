@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,8 @@ import optuna
 
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
-from sweeps.run.verdict import held_out_values
+from dqn_core.shape import StreamShape
+from sweeps.run.verdict import held_out_population, held_out_values
 from sweeps.study.existing import ranked_complete_trials
 from sweeps.study.schema import BOOK, book_config, held_out_seeds, is_baseline, trial_config
 from sweeps.study.stats import aggregate, bootstrap_ci, paired_test
@@ -26,9 +28,21 @@ from sweeps.tracking.tags import PARENT_TAG, TAG_ROLE, TAG_STUDY, TAG_TRIAL, TAG
 from sweeps.tracking.tracker import StudyTracker, seed_metric
 
 
-def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int, progress: bool = False) -> list[dict]:
-    """Train (top-k trials + book) x held-out seeds as one population; log and return one row per config.
-    `progress`: one line naming the population, then a bar of finished episodes, both on stderr."""
+@dataclass(frozen=True)
+class ValidationPlan:
+    """What `validate` trains, decided before any store is written: the configurations (label, trial number,
+    in-sweep value, config; the book's among them), the held-out seeds, and the population's shape and slots."""
+
+    configs: tuple[tuple[str, int | None, float | None, TrainConfig], ...]
+    book_index: int
+    seeds: tuple[int, ...]
+    shape: StreamShape
+    slots: int
+
+
+def plan_validation(study: optuna.Study, *, top: int, seeds: int) -> ValidationPlan:
+    """The top-k trials and the book on `seeds` held-out seeds; a one-line ConfigError for bad counts, a study
+    without a complete trial, or a population that cannot fit in memory even in the smallest stream."""
     if top < 1 or seeds < 1:
         raise ConfigError(f"--top and --validate-seeds must be >= 1, got {top} and {seeds}")
     complete = ranked_complete_trials(study)
@@ -44,12 +58,23 @@ def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int
         configs.append(
             (BOOK, baseline.number if baseline else None, baseline.value if baseline else None, book_config(study))
         )
-    fresh = held_out_seeds(seeds)
+    book_index = len(configs) - 1 if baseline not in chosen else chosen.index(baseline)
+    shape, slots = held_out_population([config for *_, config in configs], seeds)
+    return ValidationPlan(tuple(configs), book_index, tuple(held_out_seeds(seeds)), shape, slots)
+
+
+def validate(plan: ValidationPlan, tracker: StudyTracker, *, progress: bool = False) -> list[dict]:
+    """Train (top-k trials + book) x held-out seeds as one population (or as many slots as fit in memory); log
+    and return one row per config. `progress`: one line naming the population, then a bar of finished episodes,
+    both on stderr."""
+    configs, fresh = plan.configs, list(plan.seeds)
     started = time.perf_counter()
-    with _episode_bar(len(configs), len(fresh), enabled=progress) as bar:
-        values = held_out_values([config for *_, config in configs], fresh, check_stop=lambda: bar.update(1))
+    with _episode_bar(len(configs), len(fresh), plan.slots, enabled=progress) as bar:
+        values = held_out_values(
+            [config for *_, config in configs], fresh, shape=plan.shape, check_stop=lambda: bar.update(1)
+        )
     seconds = time.perf_counter() - started
-    book_values = values[-1] if baseline not in chosen else values[chosen.index(baseline)]
+    book_values = values[plan.book_index]
     rows = []
     for (label, number, in_sweep, config), mine in zip(configs, values, strict=True):
         low, high = bootstrap_ci(list(mine.values()))
@@ -72,7 +97,7 @@ def validate(study: optuna.Study, tracker: StudyTracker, *, top: int, seeds: int
     return rows
 
 
-def _episode_bar(n_configs: int, n_seeds: int, *, enabled: bool) -> Any:
+def _episode_bar(n_configs: int, n_seeds: int, slots: int, *, enabled: bool) -> Any:
     """A tqdm bar of the population's finished episodes (no total: an agent stops when it solves, so the number
     of episodes is unknown until the end; `held_out_values` has a per-episode hook, not a per-agent one)."""
     from tqdm import tqdm
@@ -80,9 +105,10 @@ def _episode_bar(n_configs: int, n_seeds: int, *, enabled: bool) -> Any:
     if enabled:
         agents = n_configs * n_seeds
         configurations = "configuration" if n_configs == 1 else "configurations"
+        at_once = "as one population" if slots >= agents else f"{slots} at a time (what fits in memory)"
         print(
             f"validate: training {agents} agents ({n_configs} {configurations} x {n_seeds} held-out seeds) "
-            "as one population ...",
+            f"{at_once} ...",
             file=sys.stderr,
             flush=True,
         )

@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 
 from dqn_core.config import TrainConfig
+from dqn_core.memory import process_limits, slots_that_fit, tightest
 from dqn_core.shape import StreamShape
 from sweeps.study.effect import ALPHA, DEFAULT_MARGIN, Effect, compare
 from sweeps.study.existing import ranked_complete_trials
@@ -92,13 +93,15 @@ def held_out_values(
     shape: StreamShape | None = None,
     check_stop: Callable[[], None] | None = None,
 ) -> list[dict[int, float]]:
-    """Train every config on every seed, all as one population; per config {seed: episodes to solve}.
+    """Train every config on every seed, as one population or a stream of as many slots as fit in memory
+    (`held_out_population`; the same results either way); per config {seed: episodes to solve}.
     `check_stop` runs at every finished episode and may raise to end the training (a stop signal)."""
     from dqn_core.trainer import train_population
 
     hook = None if check_stop is None else (lambda agent, stats: check_stop())
     members = [(config, seed) for config in configs for seed in seeds]
-    results = train_population(members, shape=shape, on_episode=hook)
+    shape, slots = held_out_population(configs, len(seeds), shape=shape)
+    results = train_population(members, shape=shape, slots=slots, on_episode=hook)
     out = []
     for index, config in enumerate(configs):
         mine = results[index * len(seeds) : (index + 1) * len(seeds)]
@@ -109,6 +112,16 @@ def held_out_values(
             }
         )
     return out
+
+
+def held_out_population(
+    configs: Sequence[TrainConfig], n_seeds: int, *, shape: StreamShape | None = None
+) -> tuple[StreamShape, int]:
+    """The compiled shape and the slot count that train every config on `n_seeds` seeds: every agent at once, or
+    as many at a time as fit under this process's memory limit (`dqn_core.memory`); a one-line ConfigError when
+    not even the smallest population fits. Checked before anything is trained or logged."""
+    shape = shape or StreamShape.covering(configs)
+    return shape, slots_that_fit(shape, len(configs) * n_seeds, limit=tightest(process_limits()))
 
 
 def decide(

@@ -6,10 +6,11 @@ heartbeats per trial id: `Trial._trial_id`), a heartbeat mixin for a storage Opt
 table (RDBStorage's `_rdb.models` and `_create_scoped_session`). Two public pieces do not fit and are redone here
 with its internals: `Study.tell(state=PRUNED)` stores the last intermediate value (one seed's result) as the
 trial's value (`tell_pruned`), and `GridSampler` stops the study from `after_trial` and gives an enqueued trial no
-grid point (our `GridSampler`). Nothing else in dqn-sweep may touch an underscore name of Optuna, with one
-exception that `BaseHeartbeat` itself imposes: the storages in `heartbeats.py` implement its abstract
-`_get_stale_trial_ids` (the hook `fail_stale_trials` calls). A new Optuna release is checked here first
-(`tests/sweeps/test_optuna_adapter.py`).
+grid point (our `GridSampler`). And the study's system attributes, which `Study` no longer exposes since
+Optuna 4 (every storage still keeps them): `study_system_attrs`, `set_study_system_attr`. Nothing else in
+dqn-sweep may touch an underscore name of Optuna, with one exception that `BaseHeartbeat` itself imposes: the
+storages in `heartbeats.py` implement its abstract `_get_stale_trial_ids` (the hook `fail_stale_trials` calls).
+A new Optuna release is checked here first (`tests/sweeps/test_optuna_adapter.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ __all__ = [
     "GridSampler",
     "grid_points_started",
     "rdb_trial_ids_with_heartbeat",
+    "set_study_system_attr",
+    "study_system_attrs",
     "tell_pruned",
     "trial_id",
 ]
@@ -35,6 +38,15 @@ __all__ = [
 def trial_id(trial: optuna.trial.Trial | FrozenTrial) -> int:
     """The storage's id of a trial (unique across studies of one storage; numbers are per study)."""
     return trial._trial_id
+
+
+def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
+    """A study's system attributes, read from its storage (`Study._storage`, `Study._study_id`)."""
+    return study._storage.get_study_system_attrs(study._study_id)
+
+
+def set_study_system_attr(study: optuna.Study, key: str, value: Any) -> None:
+    study._storage.set_study_system_attr(study._study_id, key, value)
 
 
 def rdb_trial_ids_with_heartbeat(storage: optuna.storages.RDBStorage, study_id: int) -> list[int]:

@@ -20,7 +20,12 @@ from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
 from dqn_core.shape import SEED_LIMIT
 
-# Study user attributes.
+# The study's record. What dqn-sweep reads back (the base config, the seeds, the sweep and its options, the command
+# line, the verdict's per-seed values) is kept in the study's system attributes, under RECORD_PREFIX: Optuna's tools
+# do not print those, where as user attributes they made `optuna studies` print a ~5 kB row. The user attributes
+# keep what a person looks for there: the sweep file, its hash and the verdict's line. Studies recorded before
+# keep everything as user attributes, and `recorded` reads them as they are.
+RECORD_PREFIX = "dqn_sweep."
 ATTR_BASE_CONFIG = "base_config"  # the sweep's trainer section, as a TrainConfig mapping
 ATTR_SEEDS = "seeds"  # every seed a trial may train on, in the order trials take them (0, 1, 2, ...)
 ATTR_SWEEP_HASH = "sweep_hash"  # written last: a study with a hash is completely created
@@ -28,7 +33,7 @@ ATTR_COMMAND = "command_line"
 ATTR_DEFINITION = "sweep_definition"  # the sweep YAML as parsed: a worker needs no file
 ATTR_OPTIONS = "sweep_options"  # the StudyOptions of the latest `run`
 ATTR_SWEEP_FILE = "sweep_file"
-ATTR_VERDICT = "verdict"  # the latest verdict (`verdict_record.Verdict.to_dict`)
+ATTR_VERDICT = "verdict"  # the latest verdict: the record `Verdict.to_dict`, the user attribute its line
 
 # Trial user attributes.
 TRIAL_PER_SEED = "episodes_to_solve_per_seed"  # {seed: episodes to solve, unsolved = max_episodes + 1}
@@ -196,8 +201,27 @@ def is_baseline(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.user_attrs.get(TRIAL_BASELINE) == BOOK
 
 
+def recorded(study: optuna.Study, key: str, default: Any = None) -> Any:
+    """One entry of the study's record (see RECORD_PREFIX), or of its user attributes in a study made before."""
+    from sweeps.stores.optuna_adapter import study_system_attrs
+
+    system = study_system_attrs(study)
+    if RECORD_PREFIX + key in system:
+        return system[RECORD_PREFIX + key]
+    return study.user_attrs.get(key, default)
+
+
+def record(study: optuna.Study, key: str, value: Any) -> None:
+    from sweeps.stores.optuna_adapter import set_study_system_attr
+
+    set_study_system_attr(study, RECORD_PREFIX + key, value)
+
+
 def base_config(study: optuna.Study) -> TrainConfig:
-    return TrainConfig.from_mapping(study.user_attrs[ATTR_BASE_CONFIG], source=f"study {study.study_name}")
+    mapping = recorded(study, ATTR_BASE_CONFIG)
+    if mapping is None:
+        raise ConfigError(f"study '{study.study_name}' records no base config (was it made by dqn-sweep?)")
+    return TrainConfig.from_mapping(mapping, source=f"study {study.study_name}")
 
 
 def trial_config(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> TrainConfig:

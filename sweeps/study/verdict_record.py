@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sweeps.study.effect import Effect
-from sweeps.study.schema import ATTR_VERDICT
+from sweeps.study.schema import ATTR_VERDICT, record, recorded
 
 if TYPE_CHECKING:
     import optuna
@@ -95,14 +95,16 @@ class Verdict:
     @classmethod
     def of_study(cls, study: optuna.Study) -> Verdict | None:
         """The study's latest verdict, or None when it has none."""
-        data = study.user_attrs.get(ATTR_VERDICT)
+        data = recorded(study, ATTR_VERDICT)
         if not isinstance(data, Mapping) or not data:
             return None
         return cls.from_dict(data)
 
     def store(self, study: optuna.Study) -> None:
-        """Record this verdict as the study's latest."""
-        study.set_user_attr(ATTR_VERDICT, self.to_dict())
+        """Record this verdict as the study's latest: the record in full, and its line where Optuna's tools and
+        optuna-dashboard show a study's user attributes."""
+        record(study, ATTR_VERDICT, self.to_dict())
+        study.set_user_attr(ATTR_VERDICT, self.line)
 
     def metrics(self) -> dict[str, float]:
         """What the study's MLflow parent run gets as metrics (tags carry the line and the outcome); fields the

@@ -24,6 +24,7 @@ from sweeps.study.schema import (
     TRIAL_PER_SEED,
     TRIAL_TRACKING_TAGS,
     TRIAL_WALL_TIME,
+    recorded,
     trial_config,
 )
 from sweeps.tracking import artifacts
@@ -86,7 +87,7 @@ def _reconcile(
                 done.created.append(trial.number)
             continue
         if "seeds" not in run.data.params:  # created just before an outage, its params never arrived
-            seeds = study.user_attrs[ATTR_SEEDS]
+            seeds = recorded(study, ATTR_SEEDS)
             tracker.trials.log_params(run.info.run_id, trial_config(study, trial).to_dict(), list(trial.params), seeds)
         if run.info.status == "RUNNING":
             if trial.state in FINISHED and "episodes_to_solve" not in run.data.metrics:
@@ -112,7 +113,7 @@ def _summary(trial: FrozenTrial) -> dict[str, float]:
 
 def _create_run(study: optuna.Study, tracker: StudyTracker, trial: FrozenTrial) -> str:
     config = trial_config(study, trial)
-    seeds = study.user_attrs[ATTR_SEEDS]
+    seeds = recorded(study, ATTR_SEEDS)
     tags = {TAG_STUDY: study.study_name, TAG_SYNCED: "true", **trial.user_attrs.get(TRIAL_TRACKING_TAGS, {})}
     try:
         run_id = tracker.trials.start(trial.number, config.to_dict(), list(trial.params), seeds, tags=tags)

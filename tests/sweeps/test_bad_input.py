@@ -113,6 +113,7 @@ SWEEP_FILES = {
     "empty_layer": "trainer: {hidden_sizes: '16,16,'}\n" + GAMMA,
     "deep_choice": f"search_space:\n  hidden_sizes: {{type: categorical, choices: ['16,16', '{NINE_LAYERS}']}}\n",
     "huge_rate": "trainer: {epsilon_decay_rate: 1e300}\n" + GAMMA,
+    "huge_memory": "study: {slots: 1024}\ntrainer: {memory_size: 10000000}\n" + GAMMA,  # ~645 GB: no machine
 }
 # Things in the test's folder where a file is expected: folders, and symlinks to /dev/full.
 FOLDERS = ("adir.html", "adir.gif", "adir.npz", "adir.db")
@@ -219,6 +220,7 @@ CASES = [
     (["run", "--config", "{sweep:empty_layer}", "{J}"], "hidden_sizes: entry 3 of 3 in '16,16,' is empty"),
     (["run", "--config", "{sweep:deep_choice}", "{J}"], "hidden_sizes: 9 layers, at most 8 are allowed"),
     (["run", "--config", "{sweep:huge_rate}", "{J}"], "epsilon_decay_rate: 1e+300 overflows float32"),
+    (["run", "--config", "{sweep:huge_memory}", "{J}"], "1024 slots with memory_size 10000000 needs ~645 GB"),
     (["run", "--config", "{tmp}", "{J}"], "is a folder"),
     (["train", "--config", "{sweep:duplicate}"], "duplicate key 'gamma'"),
     (["train", "--config", "{sweep:deep}"], "nested too deeply"),

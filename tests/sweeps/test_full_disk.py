@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from sweeps.cli import main
 from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.schema import recorded
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +90,7 @@ def test_journal_full_mid_sweep_and_at_start(mlflow_server, tmp_path, capsys):
     done = _limited([*argv, "--n-trials", "10"], len(before))
     assert done.returncode == 2 and "error: disk full" in done.stderr, done.stderr[-2000:]
     assert journal.read_bytes() == before
-    assert _study(journal, "jfull").user_attrs["sweep_options"]["n_trials"] == 8
+    assert recorded(_study(journal, "jfull"), "sweep_options")["n_trials"] == 8
     assert main([*argv, "--n-trials", "9"]) == 0
     _check_consistent(journal, mlflow_server.uri, "jfull", 9)
 
@@ -123,7 +124,7 @@ def test_mlflow_db_full_mid_sweep_and_at_start(tmp_path, capsys):
     assert done.returncode == 2, done.stderr[-2000:]
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot use MLflow tracking store" in lines[0], done.stderr[-2000:]
-    assert "sweep_options" not in _study(journal, "dbfull2").user_attrs  # the refused budget was not recorded
+    assert recorded(_study(journal, "dbfull2"), "sweep_options") is None  # the refused budget was not recorded
 
     for command in ([*argv, "--n-trials", "7"], fresh, ["sync", "--study-name", "dbfull", *common]):
         assert main(command) == 0, command

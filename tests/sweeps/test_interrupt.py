@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.schema import recorded
 
 
 def test_sigint_keeps_finished_trials_and_closes_running_ones(tmp_path):
@@ -100,7 +101,7 @@ def test_sigterm_during_the_verdict_stops_it_and_says_so(tmp_path):
     assert proc.returncode == 143, err.decode()[-2000:]
 
     study = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{stores.journal}"))
-    assert "verdict" not in study.user_attrs
+    assert "verdict" not in study.user_attrs and recorded(study, "verdict") is None
     client = MlflowClient(stores.tracking_uri)
     experiment = client.get_experiment_by_name("tiny")
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`dqn_sweep.role` = 'study'")

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from sweeps.cli import main
 from sweeps.stores.locations import open_optuna_storage
-from sweeps.study.schema import TRIAL_BASELINE, TRIAL_PER_SEED, per_seed_values
+from sweeps.study.schema import TRIAL_BASELINE, TRIAL_PER_SEED, per_seed_values, recorded
 from tests.helpers import Stores
 
 BIN = Path(sys.executable).parent
@@ -399,17 +399,45 @@ search_space:
 """
 
 
-def test_run_says_on_stderr_that_it_trains_the_best_agent_then_the_verdict(tmp_path, capsys):
-    """The bar stood at 100% with nothing said while the best agent re-trained for its GIF: a line on stderr
-    says so, before the verdict's own line; stdout keeps only the summary."""
-    stores = Stores(tmp_path)
+@pytest.fixture(scope="module")
+def said(tmp_path_factory) -> tuple[Stores, str]:
+    """A two-trial sweep with a one-seed verdict, run with its progress lines on: the stores and its stderr."""
+    stores = Stores(tmp_path_factory.mktemp("say"))
     stores.config.write_text(SAY)
     argv = [arg for arg in stores.argv(study="say") if arg != "--no-progress"]
-    assert main(argv) == 0
-    captured = capsys.readouterr()
-    best = captured.err.find("best agent: re-training trial ")
-    verdict = captured.err.find("verdict: training the winner and the book on 1 unseen seeds")
-    assert 0 <= best < verdict, captured.err
-    assert "best agent:" not in captured.out and "verdict: training" not in captured.out
+    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *argv], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "best agent:" not in done.stdout and "verdict: training" not in done.stdout
+    return stores, done.stderr
+
+
+def test_run_says_on_stderr_that_it_trains_the_best_agent_then_the_verdict(said, capsys):
+    """The bar stood at 100% with nothing said while the best agent re-trained for its GIF: a line on stderr
+    says so, before the verdict's own line; stdout keeps only the summary."""
+    stores, stderr = said
+    best = stderr.find("best agent: re-training trial ")
+    verdict = stderr.find("verdict: training the winner and the book on 1 unseen seeds")
+    assert 0 <= best < verdict, stderr
+    argv = [arg for arg in stores.argv(study="say") if arg != "--no-progress"]
     assert main(argv) == 0  # resumed with the agent logged: nothing to re-train, nothing said
     assert "best agent:" not in capsys.readouterr().err
+
+
+def test_optuna_studies_prints_a_readable_row(said):
+    """`optuna studies` printed one ~5 kB row: the study kept its sweep definition, options, command line and the
+    verdict's per-seed values as user attributes. They are the study's record now (system attributes, which
+    Optuna's tools do not print); the user attributes keep the sweep file, its hash and the verdict's line."""
+    stores, _ = said
+    listed = subprocess.run(
+        [str(BIN / "optuna"), "studies", "--storage", str(stores.journal)], capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "say" in listed.stdout and max(map(len, listed.stdout.splitlines())) < 700, listed.stdout
+    study = _load(stores, "say")
+    assert set(study.user_attrs) == {"sweep_file", "sweep_hash", "verdict"}
+    assert study.user_attrs["verdict"].startswith("winner trial ")
+    assert recorded(study, "sweep_definition")["search_space"] == {
+        "gamma": {"type": "categorical", "choices": [0.9, 0.99]}
+    }
+    assert recorded(study, "verdict")["line"] == study.user_attrs["verdict"]
+    assert recorded(study, "seeds") == [0, 1] and recorded(study, "sweep_options")["validate_seeds"] == 1

@@ -8,7 +8,7 @@ from optuna.trial import TrialState
 
 from sweeps.stores.locations import open_optuna_storage
 from sweeps.study.effect import Effect
-from sweeps.study.schema import ATTR_VERDICT, HELD_OUT_SEED_START, StudyOptions
+from sweeps.study.schema import ATTR_VERDICT, HELD_OUT_SEED_START, StudyOptions, recorded
 
 # gamma 0.9 is far worse than the book's 0.99 at this budget; random draws give the book's gamma again too.
 GAMMA_RACE = """
@@ -61,7 +61,7 @@ def test_run_ends_with_a_verdict_on_unseen_seeds_logged_to_the_study_and_its_par
     assert stores.run(study="verdict") == 0
     out = capsys.readouterr().out
     study = _study(stores, "verdict")
-    verdict = study.user_attrs[ATTR_VERDICT]
+    verdict = recorded(study, ATTR_VERDICT)
     winner = study.best_trial
     assert verdict["winner_trial"] == winner.number
     assert verdict["seeds"] == list(range(HELD_OUT_SEED_START, HELD_OUT_SEED_START + 6))

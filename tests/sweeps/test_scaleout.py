@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from sweeps.cli import main
 from sweeps.stores.locations import open_optuna_storage
+from sweeps.stores.optuna_adapter import study_system_attrs
 from tests.helpers import FAST_LIVENESS, WORKER_SWEEP
 
 pytestmark = pytest.mark.slow
@@ -127,7 +128,8 @@ def test_four_workers_share_the_budget_exactly(backend, postgres, mlflow_server,
     assert len({t.user_attrs["worker"] for t in study.trials}) >= 2, "the work was not shared"
     if backend == "postgresql":
         tracked = _mlflow_text(mlflow_server.uri, name)
-        _assert_no_secret(postgres.password, *outputs, json.dumps(study.user_attrs), tracked)
+        attributes = json.dumps([study.user_attrs, study_system_attrs(study)])  # the command line is in the record
+        _assert_no_secret(postgres.password, *outputs, attributes, tracked)
 
 
 def test_sigkill_and_sigint_mid_trial_lose_nothing(postgres, mlflow_server, tmp_path, capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from analysis.verdict import recorded_verdict
 from sweeps.run import verdict as computing
-from sweeps.study.schema import ATTR_BASE_CONFIG, ATTR_SEEDS, ATTR_VERDICT, held_out_seeds
+from sweeps.study.schema import ATTR_BASE_CONFIG, ATTR_SEEDS, ATTR_VERDICT, held_out_seeds, recorded
 from sweeps.study.verdict_record import Verdict
 from tests.analysis.builders import MAX_EPISODES, MAX_SEEDS, add_trial, racing_study
 
@@ -21,8 +21,9 @@ def test_what_run_stores_is_what_analysis_reads():
     study = optuna.create_study()
     verdict = computing.judge(1, SEEDS, WINNER, BOOK, cap=CAP)
     verdict.store(study)
-    assert isinstance(study.user_attrs[ATTR_VERDICT], dict)  # JSON in the storage
-    assert study.user_attrs[ATTR_VERDICT]["winner_values"] == [WINNER[s] for s in SEEDS]  # compact: seed order
+    assert isinstance(recorded(study, ATTR_VERDICT), dict)  # JSON in the storage
+    assert recorded(study, ATTR_VERDICT)["winner_values"] == [WINNER[s] for s in SEEDS]  # compact: seed order
+    assert study.user_attrs[ATTR_VERDICT] == verdict.line  # what Optuna's tools show: the line alone
     assert recorded_verdict(study) == Verdict.of_study(study) == verdict
     assert verdict.outcome == "better" and verdict.line.startswith("winner trial 1: median 54 (95% CI ")
     effect = verdict.effect
