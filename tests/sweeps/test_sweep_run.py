@@ -13,6 +13,7 @@ from dqn_core.config import TrainConfig
 from sweeps.cli import main
 from sweeps.run.replay import retrain_agent
 from sweeps.stores.locations import open_optuna_storage
+from sweeps.study.schema import record
 
 SEARCHED = ("gamma", "epsilon_decay_rate", "batch_size", "warmup", "learning_rate")
 
@@ -306,7 +307,7 @@ def test_a_worker_refuses_a_study_made_before_seeds_were_raced(tiny_sweep, tmp_p
     journal = tmp_path / "old.log"
     shutil.copy(tiny_sweep.journal, journal)
     old = optuna.load_study(study_name="tiny", storage=open_optuna_storage(f"journal:{journal}"))
-    old.set_user_attr("sweep_options", {"n_trials": 6, "n_seeds": 2, "trials_per_batch": 3})  # the old record
+    record(old, "sweep_options", {"n_trials": 6, "n_seeds": 2, "trials_per_batch": 3})  # the old record's options
     argv = ["worker", "--study-name", "tiny", "--storage", f"journal:{journal}", "--tracking-uri"]
     before = journal.read_bytes()
     assert main([*argv, f"sqlite:///{tmp_path / 'mlflow.db'}", "--no-progress"]) == 2
