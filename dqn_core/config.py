@@ -169,13 +169,13 @@ def coerce_value(key: str, value: Any) -> Any:
             parsed = _scalar(value)
             value = parsed if isinstance(parsed, list) else _layer_list(key, value)
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list of integers, got {value!r}")
+            raise ConfigError(f"{key}: must be a list of integers, got {value!r}")
         return tuple(_as_int(f"{key} entry", item) for item in value)
     if isinstance(value, str) and kind is not str:
         value = _scalar(value)
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key}: must be true or false, got {value!r}")
         return value
     if kind is int:
         return _as_int(key, value)
@@ -184,10 +184,10 @@ def coerce_value(key: str, value: Any) -> Any:
             with contextlib.suppress(ValueError):
                 value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
+            raise ConfigError(f"{key}: must be a number, got {value!r}")
         return float(value)
     if not isinstance(value, str):
-        raise ConfigError(f"{key} must be a string, got {value!r}")
+        raise ConfigError(f"{key}: must be a string, got {value!r}")
     return value
 
 
@@ -196,9 +196,12 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set expects key=value, got '{text}'")
+        raise ConfigError(f"--set: expects key=value, got '{text}'")
     check_key(key, source="--set")
-    return key, coerce_value(key, raw.strip())
+    try:
+        return key, coerce_value(key, raw.strip())
+    except ConfigError as exc:  # every --set error says where the value came from
+        raise ConfigError(f"--set: {exc}") from None
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
@@ -240,11 +243,11 @@ def _scalar(text: str) -> Any:
 
 def _as_int(key: str, value: Any) -> int:
     if isinstance(value, bool):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
+        raise ConfigError(f"{key}: must be an integer, got {value!r}")
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if not isinstance(value, int):
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
+        raise ConfigError(f"{key}: must be an integer, got {value!r}")
     return value
 
 
@@ -285,19 +288,19 @@ def _check_ranges(c: TrainConfig) -> None:
             value == 0 or value >= FLOAT32_TINY,
             f"{name}: {getattr(c, name):g} underflows float32, the graph's dtype, to 0 (at least {FLOAT32_TINY:.7g})",
         )
-    _require(0.0 < c.gamma <= 1.0, f"gamma must be in (0, 1], got {c.gamma}")
-    _require(c.max_episodes >= 1, f"max_episodes must be >= 1, got {c.max_episodes}")
-    _require(c.warmup >= 0, f"warmup must be >= 0, got {c.warmup}")
-    _require(0.0 <= c.epsilon_stop <= 1.0, f"epsilon_stop must be in [0, 1], got {c.epsilon_stop}")
+    _require(0.0 < c.gamma <= 1.0, f"gamma: must be in (0, 1], got {c.gamma}")
+    _require(c.max_episodes >= 1, f"max_episodes: must be >= 1, got {c.max_episodes}")
+    _require(c.warmup >= 0, f"warmup: must be >= 0, got {c.warmup}")
+    _require(0.0 <= c.epsilon_stop <= 1.0, f"epsilon_stop: must be in [0, 1], got {c.epsilon_stop}")
     _require(
         c.epsilon_stop <= c.epsilon_start <= 1.0,
-        f"epsilon_start must be in [epsilon_stop, 1] = [{c.epsilon_stop}, 1], got {c.epsilon_start}",
+        f"epsilon_start: must be in [epsilon_stop, 1] = [{c.epsilon_stop}, 1], got {c.epsilon_start}",
     )
-    _require(c.epsilon_decay_rate >= 0.0, f"epsilon_decay_rate must be >= 0, got {c.epsilon_decay_rate}")
-    _require(c.memory_size >= 1, f"memory_size must be >= 1, got {c.memory_size}")
+    _require(c.epsilon_decay_rate >= 0.0, f"epsilon_decay_rate: must be >= 0, got {c.epsilon_decay_rate}")
+    _require(c.memory_size >= 1, f"memory_size: must be >= 1, got {c.memory_size}")
     _require(
         1 <= c.batch_size <= c.memory_size,
-        f"batch_size must be in [1, memory_size={c.memory_size}], got {c.batch_size}",
+        f"batch_size: must be in [1, memory_size={c.memory_size}], got {c.batch_size}",
     )
     _require(len(c.hidden_sizes) >= 1, "hidden_sizes must name at least one hidden layer")
     _require(
@@ -306,26 +309,26 @@ def _check_ranges(c: TrainConfig) -> None:
     )
     _require(
         all(units >= 1 for units in c.hidden_sizes),
-        f"hidden_sizes entries must be >= 1 unit, got {list(c.hidden_sizes)}",
+        f"hidden_sizes entries: must be >= 1 unit, got {list(c.hidden_sizes)}",
     )
-    _require(0.0 < c.learning_rate <= 1.0, f"learning_rate must be in (0, 1], got {c.learning_rate}")
+    _require(0.0 < c.learning_rate <= 1.0, f"learning_rate: must be in (0, 1], got {c.learning_rate}")
     _require(
         c.target_refresh_episodes >= 1,
-        f"target_refresh_episodes must be >= 1, got {c.target_refresh_episodes}",
+        f"target_refresh_episodes: must be >= 1, got {c.target_refresh_episodes}",
     )
     _require(
         c.epsilon_schedule in EPSILON_SCHEDULES,
-        f"epsilon_schedule must be one of {EPSILON_SCHEDULES}, got '{c.epsilon_schedule}'",
+        f"epsilon_schedule: must be one of {EPSILON_SCHEDULES}, got '{c.epsilon_schedule}'",
     )
-    _require(c.epsilon_decay_steps >= 1, f"epsilon_decay_steps must be >= 1, got {c.epsilon_decay_steps}")
-    _require(c.target_refresh_steps >= 0, f"target_refresh_steps must be >= 0, got {c.target_refresh_steps}")
+    _require(c.epsilon_decay_steps >= 1, f"epsilon_decay_steps: must be >= 1, got {c.epsilon_decay_steps}")
+    _require(c.target_refresh_steps >= 0, f"target_refresh_steps: must be >= 0, got {c.target_refresh_steps}")
     _require(
         1 <= c.updates_per_step <= MAX_UPDATES_PER_STEP,
-        f"updates_per_step must be in [1, {MAX_UPDATES_PER_STEP}], got {c.updates_per_step}",
+        f"updates_per_step: must be in [1, {MAX_UPDATES_PER_STEP}], got {c.updates_per_step}",
     )
-    _require(c.successes_to_solve >= 1, f"successes_to_solve must be >= 1, got {c.successes_to_solve}")
-    _require(c.reward_mode in REWARD_MODES, f"reward_mode must be one of {REWARD_MODES}, got '{c.reward_mode}'")
-    _require(c.time_limit in TIME_LIMIT_MODES, f"time_limit must be one of {TIME_LIMIT_MODES}, got '{c.time_limit}'")
+    _require(c.successes_to_solve >= 1, f"successes_to_solve: must be >= 1, got {c.successes_to_solve}")
+    _require(c.reward_mode in REWARD_MODES, f"reward_mode: must be one of {REWARD_MODES}, got '{c.reward_mode}'")
+    _require(c.time_limit in TIME_LIMIT_MODES, f"time_limit: must be one of {TIME_LIMIT_MODES}, got '{c.time_limit}'")
     env = resolve_env(c.env_id)
     _require(
         c.reward_mode == "env" or env.simulator == "cartpole",
@@ -338,7 +341,7 @@ def _check_ranges(c: TrainConfig) -> None:
         low, high = (1 if env.simulator == "cartpole" else -env.max_steps), env.max_steps
     _require(
         low <= c.success_threshold <= high,
-        f"success_threshold must be in [{low}, {high}] for {c.env_id}, got {c.success_threshold}",
+        f"success_threshold: must be in [{low}, {high}] for {c.env_id}, got {c.success_threshold}",
     )
     # Upper bounds (README "Bounds"): far above any real run, low enough that no count overflows a graph integer.
     for name, high in (
@@ -350,10 +353,10 @@ def _check_ranges(c: TrainConfig) -> None:
         ("target_refresh_steps", 1_000_000_000),
         ("epsilon_decay_steps", 1_000_000_000),
     ):
-        _require(getattr(c, name) <= high, f"{name} must be <= {high:,}, got {getattr(c, name)}")
+        _require(getattr(c, name) <= high, f"{name}: must be <= {high:,}, got {getattr(c, name)}")
     _require(
         all(units <= MAX_HIDDEN_UNITS for units in c.hidden_sizes),
-        f"hidden_sizes entries must be <= {MAX_HIDDEN_UNITS} units, got {list(c.hidden_sizes)}",
+        f"hidden_sizes entries: must be <= {MAX_HIDDEN_UNITS} units, got {list(c.hidden_sizes)}",
     )
 
 

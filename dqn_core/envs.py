@@ -59,7 +59,7 @@ def resolve_env(env_id: str) -> EnvSpec:
     import gymnasium as gym
 
     if not isinstance(env_id, str) or not env_id:
-        raise ConfigError(f"env_id must be a gymnasium environment id, got {env_id!r}")
+        raise ConfigError(f"env_id: must be a gymnasium environment id, got {env_id!r}")
     try:
         spec = gym.spec(env_id)
     except gym.error.Error as exc:

@@ -93,10 +93,10 @@ class StreamShape:
         """Raise ConfigError naming the item if it does not fit this shape."""
         c = item.config
         if not isinstance(c, TrainConfig):
-            raise ConfigError(f"{item.describe()}: config must be a TrainConfig, got {type(c).__name__}")
+            raise ConfigError(f"{item.describe()}: config: must be a TrainConfig, got {type(c).__name__}")
         seed = item.seed
         if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT:
-            raise ConfigError(f"{item.describe()}: seed must be an integer in [0, 2**32), got {seed!r}")
+            raise ConfigError(f"{item.describe()}: seed: must be an integer in [0, 2**32), got {seed!r}")
         problems = []
         if c.env_id != self.env_id:
             problems.append(f"env_id {c.env_id!r} is not the stream's {self.env_id!r}")

@@ -74,9 +74,9 @@ def train_stream(
     finished. Returns the number of items trained.
     """
     if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
-        raise ConfigError(f"slots must be an integer >= 1, got {slots!r}")
+        raise ConfigError(f"slots: must be an integer >= 1, got {slots!r}")
     if isinstance(ticks_per_call, bool) or not isinstance(ticks_per_call, int) or ticks_per_call < 1:
-        raise ConfigError(f"ticks_per_call must be an integer >= 1, got {ticks_per_call!r}")
+        raise ConfigError(f"ticks_per_call: must be an integer >= 1, got {ticks_per_call!r}")
     stream = _Stream(shape, slots, ticks_per_call)
     return stream.run(source, on_episode, on_done)
 

@@ -58,7 +58,7 @@ def train_population(
         raise ConfigError("a population needs at least one (config, seed) member")
     for _, seed in members:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+            raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
     if shape is None:
         shape = StreamShape.covering([config for config, _ in members], in_graph=in_graph)
     pending = iter([WorkItem(config, seed, tag=index) for index, (config, seed) in enumerate(members)])

@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 128 + signal.SIGPIPE
     except (UsageError, ConfigError) as exc:
-        print(f"error: {exc}" if isinstance(exc, ConfigError) else str(exc), file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)  # one format: `error: <flag or key>: <what is wrong>`
         return EXIT_USAGE
     except OSError as exc:
         from sweeps.stores.locations import disk_full_message, is_disk_full

@@ -27,7 +27,9 @@ class Parser(argparse.ArgumentParser):
     help text drawn from the code (`train`'s config keys import gymnasium) costs nothing to every other command."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        """argparse's "argument --seed: invalid int value: 'x'" as every other error reads: the flag, then what
+        is wrong with it (`error: --seed: invalid int value: 'x' (see dqn-sweep train --help)`)."""
+        raise UsageError(f"{message.removeprefix('argument ')} (see {self.prog} --help)")
 
     def format_help(self) -> str:
         if callable(self.epilog):

@@ -62,7 +62,7 @@ def handle(args: argparse.Namespace) -> int:
     signal forces the stop; a run `sync` was making is then deleted, not left RUNNING."""
     if getattr(args, "journal", None):
         if args.study_name or args.storage or args.tracking_uri:
-            raise UsageError("dqn-sweep repair: --journal repairs the file alone; give no study or store options")
+            raise UsageError("--journal: repairs the file alone; give no study or store options")
         return _repair_journal(Path(args.journal))
     from sweeps.run.shutdown import StopRequest
 

@@ -45,7 +45,7 @@ def handle(args: argparse.Namespace) -> int:
     trial = find_trial(study, number=args.trial, run_id=args.run_id)
     config = trial_config(study, trial)
     if not config.env.renders:
-        raise UsageError(f"dqn-sweep replay: {config.env_id} draws no rgb_array frames, so there is no GIF to write")
+        raise UsageError(f"--out: {config.env_id} draws no rgb_array frames, so there is no GIF to write")
     out = Path(args.out or f"replay-{trial.number}.gif")
     if args.out is None:
         refuse_store(check_output_file(out, "--out", GIF), "--out", stores)

@@ -140,7 +140,7 @@ def _queued(args: argparse.Namespace, sweep: Any, study_name: str) -> list[Any]:
     queued = warmstart.from_files(args.enqueue, sweep)
     if args.from_study:
         if args.from_study == study_name:
-            raise UsageError(f"dqn-sweep run: --from-study names the study being run ('{study_name}')")
+            raise UsageError(f"--from-study: names the study being run ('{study_name}')")
         source = load_existing_study(args.from_study, args.storage, args.tracking_uri)
         queued += warmstart.from_study(source, args.from_top, sweep)
     return queued

@@ -56,11 +56,11 @@ def bounded(option: str, value: int | None, low: int, high: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{option} must be an integer, got {value!r}")
+        raise ConfigError(f"{option}: must be an integer, got {value!r}")
     if value < low:
-        raise ConfigError(f"{option} must be >= {low}, got {value}")
+        raise ConfigError(f"{option}: must be >= {low}, got {value}")
     if value > high:
-        raise ConfigError(f"{option} must be in [{low}, {high}], got {value}")
+        raise ConfigError(f"{option}: must be in [{low}, {high}], got {value}")
     return value
 
 
@@ -70,14 +70,16 @@ def check_liveness(heartbeat_interval: int, grace_period: int) -> None:
     bounded("--heartbeat-interval", heartbeat_interval, 1, HEARTBEAT_MAX_S)
     bounded("--grace-period", grace_period, 1, GRACE_PERIOD_MAX_S)
     if grace_period <= heartbeat_interval:
-        raise ConfigError(f"--grace-period ({grace_period}) must exceed --heartbeat-interval ({heartbeat_interval})")
+        raise ConfigError(
+            f"--grace-period: must exceed --heartbeat-interval, got {grace_period} <= {heartbeat_interval}"
+        )
 
 
 def check_timeout(timeout_s: float | None) -> None:
     """--timeout (already in seconds; None: not given) is a positive, finite time. The one check for `run` and
     `worker` (through `SweepOptions`, and in the CLI before any store is opened)."""
     if timeout_s is not None and not 0 < timeout_s < math.inf:
-        raise ConfigError(f"--timeout must be a positive number of minutes, got {timeout_s / 60:g}")
+        raise ConfigError(f"--timeout: must be a positive number of minutes, got {timeout_s / 60:g}")
 
 
 def check_study_name(name: str) -> str:

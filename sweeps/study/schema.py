@@ -116,7 +116,7 @@ class StudyOptions:
         for spec in fields(self):
             _check(spec.name, getattr(self, spec.name), spec.type, spec.metadata)
         if self.pruner == "wilcoxon" and self.startup_seeds > self.max_seeds:
-            raise ConfigError(f"startup_seeds ({self.startup_seeds}) must not exceed max_seeds ({self.max_seeds})")
+            raise ConfigError(f"startup_seeds: must not exceed max_seeds, got {self.startup_seeds} > {self.max_seeds}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, source: str) -> StudyOptions:
@@ -177,19 +177,19 @@ def _check(name: str, value: Any, kind: str, meta: Mapping[str, Any]) -> None:
         return
     if kind.startswith("int"):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{flag} must be an integer, got {value!r}")
+            raise ConfigError(f"{flag}: must be an integer, got {value!r}")
     elif kind == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{flag} must be a number, got {value!r}")
+            raise ConfigError(f"{flag}: must be a number, got {value!r}")
     elif not isinstance(value, str):
-        raise ConfigError(f"{flag} must be a string, got {value!r}")
+        raise ConfigError(f"{flag}: must be a string, got {value!r}")
     if meta["choices"] and value not in meta["choices"]:
-        raise ConfigError(f"unknown {flag} '{value}' (choose from {', '.join(meta['choices'])})")
+        raise ConfigError(f"{flag}: unknown value '{value}' (choose from {', '.join(meta['choices'])})")
     low, high = meta["low"], meta["high"]
     if meta.get("open") and not low < value < high:
-        raise ConfigError(f"{flag} must be in ({low}, {high}), got {value}")
+        raise ConfigError(f"{flag}: must be in ({low}, {high}), got {value}")
     if low is not None and not low <= value <= high:
-        raise ConfigError(f"{flag} must be in [{low}, {high}], got {value}")
+        raise ConfigError(f"{flag}: must be in [{low}, {high}], got {value}")
 
 
 def per_seed_values(trial: optuna.trial.FrozenTrial) -> dict[int, float]:

@@ -127,7 +127,7 @@ def sweep_from_mapping(data: Mapping[str, Any], *, source: str) -> SweepFile:
     study_section = dict(data.get("study") or {}) if isinstance(data.get("study") or {}, Mapping) else data["study"]
     study_name = study_section.pop("study_name", None) if isinstance(study_section, dict) else None
     if study_name is not None and not isinstance(study_name, str):
-        raise ConfigError(f"{source} [study]: study_name must be a string, got {study_name!r}")
+        raise ConfigError(f"{source} [study]: study_name: must be a string, got {study_name!r}")
     study = StudyOptions.from_mapping(study_section, source=f"{source} [study]")
     if not space:  # a sweep of nothing would train the same configuration over and over
         raise ConfigError(f"{source}: no search_space (a sweep needs at least one searched parameter)")
@@ -164,7 +164,7 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
             raise ConfigError(f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(allowed))})")
     kind = body.get("type")
     if kind not in PARAM_KINDS:
-        raise ConfigError(f"{where}: type must be one of {PARAM_KINDS}, got {kind!r}")
+        raise ConfigError(f"{where}: type: must be one of {PARAM_KINDS}, got {kind!r}")
     if kind == "categorical":
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:
@@ -180,21 +180,21 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
     low, high = body.get("low"), body.get("high")
     for label, value in (("low", low), ("high", high)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: {label} must be a number, got {value!r}")
+            raise ConfigError(f"{where}: {label}: must be a number, got {value!r}")
         if not math.isfinite(value):
-            raise ConfigError(f"{where}: {label} must be a finite number, got {value!r}")
+            raise ConfigError(f"{where}: {label}: must be a finite number, got {value!r}")
     if low > high:
-        raise ConfigError(f"{where}: low ({low}) must not exceed high ({high})")
+        raise ConfigError(f"{where}: low: must not exceed high, got {low} > {high}")
     log = body.get("log", False)
     if not isinstance(log, bool):
-        raise ConfigError(f"{where}: log must be true or false")
+        raise ConfigError(f"{where}: log: must be true or false")
     if log and low <= 0:
         raise ConfigError(f"{where}: a log scale needs low > 0, got {low}")
     step = body.get("step")
     if step is not None and (
         isinstance(step, bool) or not isinstance(step, (int, float)) or not math.isfinite(step) or step <= 0
     ):
-        raise ConfigError(f"{where}: step must be a positive number, got {step!r}")
+        raise ConfigError(f"{where}: step: must be a positive number, got {step!r}")
     if step is not None and log:
         raise ConfigError(f"{where}: step and log cannot be combined")
     if step is not None:
@@ -202,7 +202,7 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
     if kind == "int":
         for label, value in (("low", low), ("high", high), ("step", step)):
             if value is not None and float(value) != int(value):
-                raise ConfigError(f"{where}: {label} must be an integer for type int, got {value}")
+                raise ConfigError(f"{where}: {label}: must be an integer for type int, got {value}")
         coerce_value(name, int(low))  # the field itself must be an integer field
         return ParamSpec(name=name, kind=kind, low=int(low), high=int(high), log=log, step=step)
     if isinstance(coerce_value(name, low), int):

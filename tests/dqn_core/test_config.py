@@ -19,35 +19,35 @@ def test_defaults_are_the_book_parameters():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"gamma": 0.0}, r"gamma must be in \(0, 1\]"),
-        ({"gamma": 1.5}, r"gamma must be in \(0, 1\]"),
-        ({"batch_size": 20_000}, r"batch_size must be in \[1, memory_size=10000\]"),
-        ({"warmup": -1}, "warmup must be >= 0"),
-        ({"hidden_sizes": (16, 0)}, "hidden_sizes entries must be >= 1"),
+        ({"gamma": 0.0}, r"gamma: must be in \(0, 1\]"),
+        ({"gamma": 1.5}, r"gamma: must be in \(0, 1\]"),
+        ({"batch_size": 20_000}, r"batch_size: must be in \[1, memory_size=10000\]"),
+        ({"warmup": -1}, "warmup: must be >= 0"),
+        ({"hidden_sizes": (16, 0)}, "hidden_sizes entries: must be >= 1"),
         ({"hidden_sizes": ()}, "at least one hidden layer"),
-        ({"max_episodes": 0}, "max_episodes must be >= 1"),
-        ({"learning_rate": -1e-3}, "learning_rate must be in"),
-        ({"epsilon_start": 0.001}, "epsilon_start must be in"),
-        ({"reward_mode": "dense"}, "reward_mode must be one of"),
-        ({"time_limit": "ignore"}, "time_limit must be one of"),
-        ({"success_threshold": 201}, r"success_threshold must be in \[1, 200\]"),
+        ({"max_episodes": 0}, "max_episodes: must be >= 1"),
+        ({"learning_rate": -1e-3}, "learning_rate: must be in"),
+        ({"epsilon_start": 0.001}, "epsilon_start: must be in"),
+        ({"reward_mode": "dense"}, "reward_mode: must be one of"),
+        ({"time_limit": "ignore"}, "time_limit: must be one of"),
+        ({"success_threshold": 201}, r"success_threshold: must be in \[1, 200\]"),
         ({"env_id": "NoSuchEnv-v3"}, "unknown env_id 'NoSuchEnv-v3'"),
         ({"env_id": "Pendulum-v1"}, "Box action space; DQN needs a Discrete one"),
         ({"env_id": "FrozenLake-v1"}, "Discrete observation space; the Q-network needs a flat Box"),
         ({"env_id": "Blackjack-v1"}, "Tuple observation space"),
         ({"env_id": "Acrobot-v1", "reward_mode": "book"}, "reward_mode 'book' is CartPole's"),
-        ({"env_id": "Acrobot-v1", "success_threshold": -501}, r"success_threshold must be in \[-500, 500\]"),
-        ({"gamma": "abc"}, "gamma must be a number"),
-        ({"batch_size": 3.5}, "batch_size must be an integer"),
+        ({"env_id": "Acrobot-v1", "success_threshold": -501}, r"success_threshold: must be in \[-500, 500\]"),
+        ({"gamma": "abc"}, "gamma: must be a number"),
+        ({"batch_size": 3.5}, "batch_size: must be an integer"),
         ({"gamma": float("nan")}, "finite"),
-        ({"epsilon_schedule": "cosine"}, "epsilon_schedule must be one of"),
-        ({"epsilon_decay_steps": 0}, "epsilon_decay_steps must be >= 1"),
-        ({"epsilon_decay_steps": 2_000_000_000}, "epsilon_decay_steps must be <= 1,000,000,000"),
-        ({"target_refresh_steps": -5}, "target_refresh_steps must be >= 0"),
-        ({"target_refresh_steps": 2_000_000_000}, "target_refresh_steps must be <= 1,000,000,000"),
-        ({"updates_per_step": 0}, r"updates_per_step must be in \[1, 16\]"),
-        ({"updates_per_step": 17}, r"updates_per_step must be in \[1, 16\]"),
-        ({"double_dqn": "maybe"}, "double_dqn must be true or false"),
+        ({"epsilon_schedule": "cosine"}, "epsilon_schedule: must be one of"),
+        ({"epsilon_decay_steps": 0}, "epsilon_decay_steps: must be >= 1"),
+        ({"epsilon_decay_steps": 2_000_000_000}, "epsilon_decay_steps: must be <= 1,000,000,000"),
+        ({"target_refresh_steps": -5}, "target_refresh_steps: must be >= 0"),
+        ({"target_refresh_steps": 2_000_000_000}, "target_refresh_steps: must be <= 1,000,000,000"),
+        ({"updates_per_step": 0}, r"updates_per_step: must be in \[1, 16\]"),
+        ({"updates_per_step": 17}, r"updates_per_step: must be in \[1, 16\]"),
+        ({"double_dqn": "maybe"}, "double_dqn: must be true or false"),
     ],
 )
 def test_invalid_values_name_the_field(changes, message):
@@ -125,9 +125,9 @@ def test_parse_assignment_types_values_by_field():
     assert parse_assignment("hidden_sizes=32,32") == ("hidden_sizes", (32, 32))
     assert parse_assignment("hidden_sizes=[8, 8, 8]") == ("hidden_sizes", (8, 8, 8))
     assert parse_assignment("reward_mode=env") == ("reward_mode", "env")
-    with pytest.raises(ConfigError, match="batch_size must be an integer, got 'lots'"):
+    with pytest.raises(ConfigError, match="batch_size: must be an integer, got 'lots'"):
         parse_assignment("batch_size=lots")
-    with pytest.raises(ConfigError, match="expects key=value"):
+    with pytest.raises(ConfigError, match="--set: expects key=value"):
         parse_assignment("gamma")
 
 

@@ -151,9 +151,9 @@ def test_item_that_does_not_fit_is_one_line_naming_it():
         train_stream(_list_source([WorkItem(BOOK.replace(env_id="CartPole-v1"), 0)]), shape=StreamShape(), slots=2)
     with pytest.raises(StreamError, match=r"work source returned tuple for item #1; expected a WorkItem"):
         train_stream(lambda: (BOOK, 0), shape=StreamShape(), slots=2)
-    with pytest.raises(ConfigError, match="slots must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="slots: must be an integer >= 1"):
         train_stream(_list_source([]), shape=StreamShape(), slots=0)
-    with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+    with pytest.raises(ConfigError, match=r"seed: must be an integer in \[0, 2\*\*32\)"):
         train_stream(_list_source([WorkItem(BOOK, 2**32)]), shape=StreamShape(), slots=2)
 
 

@@ -70,7 +70,7 @@ def test_hook_sees_every_episode_and_can_stop_an_agent():
 def test_population_rejects_mixed_envs_and_bad_seeds():
     with pytest.raises(ConfigError, match="must share env_id"):
         train_population([(BOOK, 0), (BOOK.replace(env_id="CartPole-v1"), 1)])
-    with pytest.raises(ConfigError, match="seed must be a non-negative integer"):
+    with pytest.raises(ConfigError, match="seed: must be a non-negative integer"):
         train_population([(BOOK, -1)])
 
 

@@ -27,13 +27,13 @@ def test_train_reads_yaml_config(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["train", "--set", "gamma=1.5"], "gamma must be in (0, 1]"),
-        (["train", "--set", "batch_size=abc"], "batch_size must be an integer"),
+        (["train", "--set", "gamma=1.5"], "gamma: must be in (0, 1]"),
+        (["train", "--set", "batch_size=abc"], "batch_size: must be an integer"),
         (["train", "--set", "gama=0.9"], "did you mean 'gamma'"),
         (["train", "--set", "env_id=Nope-v0"], "unknown env_id"),
-        (["train", "--set", "batch_size=20000"], "batch_size must be in [1, memory_size=10000]"),
+        (["train", "--set", "batch_size=20000"], "batch_size: must be in [1, memory_size=10000]"),
         (["train", "--config", "/does/not/exist.yaml"], "config file not found"),
-        (["train", "--seed", "-3"], "--seed must be >= 0"),
+        (["train", "--seed", "-3"], "--seed: must be >= 0"),
         (["train", "--seed", "x"], "invalid int value"),
         (["train", "--bogus"], "unrecognized arguments"),
         (["frobnicate"], "invalid choice"),
@@ -45,6 +45,31 @@ def test_bad_input_is_one_line_and_exit_2(capsys, argv, message):
     assert message in captured.err
     assert len(captured.err.strip().splitlines()) == 1
     assert "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["train", "--seed", "x"], "error: --seed: invalid int value: 'x' (see dqn-sweep train --help)"),
+        (["train", "--seed", "-1"], "error: --seed: must be >= 0, got -1"),
+        (["train", "--set", "gamma=abc"], "error: --set: gamma: must be a number, got 'abc'"),
+        (["train", "--set", "gamma=2"], "error: --set: gamma: must be in (0, 1], got 2.0"),
+        (["train", "--set", "gamma"], "error: --set: expects key=value, got 'gamma'"),
+        (["run", "--n-trials", "0"], "error: --n-trials: must be in [1, 100000], got 0"),
+        (["run", "--sampler", "x"], "error: --sampler: unknown value 'x' (choose from tpe, random, cmaes, qmc, grid)"),
+        (
+            ["best", "--format", "x"],
+            "error: --format: invalid choice: 'x' (choose from 'table', 'yaml', 'json') (see dqn-sweep best --help)",
+        ),
+        (["validate", "--top", "0"], "error: --top: must be >= 1, got 0"),
+        (["worker"], "error: the following arguments are required: --study-name/--study (see dqn-sweep worker --help)"),
+    ],
+)
+def test_every_command_words_an_error_the_same_way(capsys, argv, line):
+    """One format across commands: `error: <flag or key>: <what is wrong>` (argparse's own errors used to read
+    `dqn-sweep train: argument --seed: ...`, `--set gamma=abc` lacked its `--set:`)."""
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == line
 
 
 def test_help_lists_config_keys(capsys):

@@ -32,9 +32,9 @@ def test_every_command_has_a_handler():
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        (-1, "--seed must be >= 0, got -1"),
-        (SEED_LIMIT, f"--seed must be in [0, {SEED_LIMIT - 1}], got {SEED_LIMIT}"),
-        ("3", "--seed must be an integer, got '3'"),
+        (-1, "--seed: must be >= 0, got -1"),
+        (SEED_LIMIT, f"--seed: must be in [0, {SEED_LIMIT - 1}], got {SEED_LIMIT}"),
+        ("3", "--seed: must be an integer, got '3'"),
     ],
 )
 def test_bounded_names_the_side_that_failed(value, message):
@@ -50,11 +50,11 @@ def test_bounded_passes_the_ends_and_none():
 @pytest.mark.parametrize(
     ("heartbeat", "grace", "message"),
     [
-        (0, 60, "--heartbeat-interval must be >= 1, got 0"),
-        (HEARTBEAT_MAX_S + 1, 10**9, f"--heartbeat-interval must be in [1, {HEARTBEAT_MAX_S}]"),
-        (5, GRACE_PERIOD_MAX_S + 1, f"--grace-period must be in [1, {GRACE_PERIOD_MAX_S}]"),
-        (9, 5, "--grace-period (5) must exceed --heartbeat-interval (9)"),
-        (5, 5, "--grace-period (5) must exceed --heartbeat-interval (5)"),
+        (0, 60, "--heartbeat-interval: must be >= 1, got 0"),
+        (HEARTBEAT_MAX_S + 1, 10**9, f"--heartbeat-interval: must be in [1, {HEARTBEAT_MAX_S}]"),
+        (5, GRACE_PERIOD_MAX_S + 1, f"--grace-period: must be in [1, {GRACE_PERIOD_MAX_S}]"),
+        (9, 5, "--grace-period: must exceed --heartbeat-interval, got 5 <= 9"),
+        (5, 5, "--grace-period: must exceed --heartbeat-interval, got 5 <= 5"),
     ],
 )
 def test_liveness_has_one_check(heartbeat, grace, message):

@@ -26,20 +26,20 @@ WRAPPER = (
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--n-trials", "0"], "--n-trials must be in [1, 100000], got 0"),
-        (["run", "--sampler", "bogus"], "unknown --sampler 'bogus'"),
-        (["run", "--equivalence-margin", "2"], "--equivalence-margin must be in (0, 1), got 2.0"),
-        (["run", "--timeout", "-1"], "--timeout must be a positive number of minutes, got -1"),
+        (["run", "--n-trials", "0"], "--n-trials: must be in [1, 100000], got 0"),
+        (["run", "--sampler", "bogus"], "--sampler: unknown value 'bogus'"),
+        (["run", "--equivalence-margin", "2"], "--equivalence-margin: must be in (0, 1), got 2.0"),
+        (["run", "--timeout", "-1"], "--timeout: must be a positive number of minutes, got -1"),
         (["run", "--study-name", "bad name"], "study name 'bad name' is not allowed"),
-        (["run", "--grace-period", "5", "--heartbeat-interval", "10"], "--grace-period (5) must exceed"),
-        (["worker", "--study-name", "x", "--heartbeat-interval", "0"], "--heartbeat-interval must be >= 1, got 0"),
-        (["worker", "--study-name", "x", "--timeout", "-1"], "--timeout must be a positive number of minutes"),
-        (["worker", "--study-name", "x", "--n-trials", "0"], "--n-trials must be in [1, 100000], got 0"),
-        (["validate", "--top", "0"], "--top must be >= 1, got 0"),
-        (["run", "--from-study", "other", "--top", "0"], "--top must be >= 1, got 0"),
-        (["run", "--from-study", "other", "--from-top", "101"], "--from-top must be in [1, 100], got 101"),
-        (["validate", "--validate-seeds", "5000"], "--validate-seeds must be in [1, 1000], got 5000"),
-        (["validate", "--seeds", "0"], "--seeds must be >= 1, got 0"),  # the old spelling, named as typed
+        (["run", "--grace-period", "5", "--heartbeat-interval", "10"], "--grace-period: must exceed"),
+        (["worker", "--study-name", "x", "--heartbeat-interval", "0"], "--heartbeat-interval: must be >= 1, got 0"),
+        (["worker", "--study-name", "x", "--timeout", "-1"], "--timeout: must be a positive number of minutes"),
+        (["worker", "--study-name", "x", "--n-trials", "0"], "--n-trials: must be in [1, 100000], got 0"),
+        (["validate", "--top", "0"], "--top: must be >= 1, got 0"),
+        (["run", "--from-study", "other", "--top", "0"], "--top: must be >= 1, got 0"),
+        (["run", "--from-study", "other", "--from-top", "101"], "--from-top: must be in [1, 100], got 101"),
+        (["validate", "--validate-seeds", "5000"], "--validate-seeds: must be in [1, 1000], got 5000"),
+        (["validate", "--seeds", "0"], "--seeds: must be >= 1, got 0"),  # the old spelling, named as typed
     ],
 )
 def test_a_rejected_flag_imports_no_heavy_module(tmp_path, argv, message):

@@ -140,17 +140,17 @@ def test_timeout_stops_asking_and_leaves_consistent_stores(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--timeout", "0"], "--timeout must be a positive number of minutes"),
-        (["--timeout", "nan"], "--timeout must be a positive number of minutes"),
-        (["--timeout", "inf"], "--timeout must be a positive number of minutes, got inf"),
+        (["--timeout", "0"], "--timeout: must be a positive number of minutes"),
+        (["--timeout", "nan"], "--timeout: must be a positive number of minutes"),
+        (["--timeout", "inf"], "--timeout: must be a positive number of minutes, got inf"),
         (["--from-study", "nope"], "no Optuna journal at"),
-        (["--from-study", "tiny"], "--from-study names the study being run"),
+        (["--from-study", "tiny"], "--from-study: names the study being run"),
         (["--from-study", "x", "--from-top", "0"], "--from-top"),
         (["--enqueue", "{tmp}/outside.yaml"], "gamma=0.5 is outside the search space (gamma: float in [0.9, 0.999])"),
         (["--enqueue", "{tmp}/typo.yaml"], "gama"),
         (["--enqueue", "{tmp}/missing.yaml"], "config file not found"),
-        (["--base-config", "{tmp}/invalid.yaml"], "invalid.yaml: gamma must be"),
-        (["--enqueue", "{tmp}/invalid.yaml"], "invalid.yaml: gamma must be"),
+        (["--base-config", "{tmp}/invalid.yaml"], "invalid.yaml: gamma: must be"),
+        (["--enqueue", "{tmp}/invalid.yaml"], "invalid.yaml: gamma: must be"),
     ],
 )
 def test_bad_warm_start_input_is_one_line_and_writes_nothing(tmp_path, capsys, extra, message):
