@@ -107,6 +107,7 @@ def synced_line(study_name: str, done: Reconciled) -> str:
         f"study '{study_name}': sync: {len(done.failed_stale)} stale trials failed and re-queued, "
         f"{len(done.closed)} runs closed, {len(done.created)} runs re-created from Optuna (finished trials that "
         "had no MLflow run); every complete and pruned trial now has its run"
+        + ("; the study's parent run, left RUNNING, is closed" if done.parent_closed else "")
     )
 
 

@@ -38,6 +38,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 class Reconciled:
     failed_stale: list[int] = field(default_factory=list)  # trials of dead workers, now FAIL (and re-queued)
     closed: list[int] = field(default_factory=list)  # runs left RUNNING, now closed with the trial's state
+    parent_closed: bool = False  # `sync`: the study's parent run, left RUNNING by a process that lost the store
     created: list[int] = field(default_factory=list)  # runs re-created from Optuna
     stopped: bool = False  # a stop signal ended it between two trials: the rest is left for the next run
 
@@ -94,7 +95,21 @@ def _reconcile(
                 tracker.trials.log_curves(run.info.run_id, {}, _summary(trial))
             tracker.trials.finish(run.info.run_id, trial.state.name)
             done.closed.append(trial.number)
+    if create_missing:
+        done.parent_closed = _close_idle_parent(study, tracker)
     return done
+
+
+def _close_idle_parent(study: optuna.Study, tracker: StudyTracker) -> bool:
+    """`sync` after an outage: a parent run still RUNNING while no trial runs anywhere was left so by a process
+    whose closing call could not reach the store (a hung server). It is closed as FINISHED; a `run` still at its
+    verdict closes it again when it ends. `repair` leaves it: it runs beside live workers."""
+    if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        return False
+    if tracker.client.get_run(tracker.parent_run_id).info.status != "RUNNING":
+        return False
+    tracker.finish_study("FINISHED")
+    return True
 
 
 def _summary(trial: FrozenTrial) -> dict[str, float]:
