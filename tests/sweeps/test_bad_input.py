@@ -245,6 +245,13 @@ CASES = [
     (["run", "--equivalence-margin", "nan", "{J}"], "--equivalence-margin: must be a number, got nan"),
     (["run", "--equivalence-margin", "inf", "{J}"], "--equivalence-margin: must be a number, got inf"),
     (["run", "--equivalence-margin", "ten", "{J}"], "error: --equivalence-margin: invalid float value: 'ten'"),
+    # this round: bounds checked before Optuna loads, one error format
+    (["run", "--from-study", "tiny", "--top", "0", "{J}"], "error: --top: must be >= 1, got 0"),
+    (["validate", "--study", "tiny", "--top", "0", "{J}"], "error: --top: must be >= 1, got 0"),
+    (["worker", "--study-name", "tiny", "--grace-period", "0", "{J}"], "error: --grace-period: must be >= 1, got 0"),
+    (["run", "--startup-seeds", "9", "--max-seeds", "5", "{J}"], "startup-seeds: must not exceed --max-seeds"),
+    (["train", "--set", "gamma"], "error: --set: expects key=value, got 'gamma'"),
+    (["train", "--seed", "x"], "error: --seed: invalid int value: 'x' (see dqn-sweep train --help)"),
 ]
 
 
@@ -292,7 +299,7 @@ def _expand(template, *, tiny_sweep, pg_url, postgres, corrupt, read_only, sweep
 
 
 def test_the_suite_is_large_enough():
-    assert len(CASES) >= 60
+    assert len(CASES) >= 120
 
 
 def _listing(folder: Path) -> list[str]:
