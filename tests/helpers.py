@@ -69,6 +69,24 @@ search_space:
 FAST_LIVENESS = ("--heartbeat-interval", "1", "--grace-period", "6")
 
 
+def sqlite_rows_read_only(db: Path, query: str) -> list[tuple]:
+    """The rows `query` finds in an SQLite file, opened read-only: a test that polls a store another process is
+    creating must not write to it (an MLflow client would race the schema's creation). No rows while the file or
+    its tables do not exist yet, or the writer holds the lock."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            return conn.execute(query).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+
+
 def pg_table_rows(url: str) -> dict[str, list[str]]:
     """Every row of every table in a PostgreSQL database's public schema, as text, sorted: a store's full content
     (to compare before/after, or to search for a secret)."""

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from sweeps.stores.locations import open_optuna_storage
 from sweeps.study.schema import recorded
+from tests.helpers import sqlite_rows_read_only
 
 
 def test_sigint_keeps_finished_trials_and_closes_running_ones(tmp_path):
@@ -132,41 +133,21 @@ def test_sigterm_as_soon_as_the_parent_run_exists_ends_it_killed(tmp_path):
 
 
 def _study_runs_read_only(db) -> list[tuple[str, str]]:
-    """(run id, status) of the study's parent runs, read from the SQLite file without writing to it."""
-    import sqlite3
-
-    if not db.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
-        try:
-            return conn.execute(
-                "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                "WHERE t.key = 'dqn_sweep.role' AND t.value = 'study'"
-            ).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:  # tables not there yet, or locked by the writer
-        return []
+    """(run id, status) of the study's parent runs."""
+    return sqlite_rows_read_only(
+        db,
+        "SELECT r.run_uuid, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+        "WHERE t.key = 'dqn_sweep.role' AND t.value = 'study'",
+    )
 
 
 def _trial_runs_read_only(db) -> list[tuple[str, str, str]]:
-    """(trial number, status, lifecycle stage) of every trial run, read without writing to the SQLite file."""
-    import sqlite3
-
-    if not db.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
-        try:
-            return conn.execute(
-                "SELECT t.value, r.status, r.lifecycle_stage FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                "WHERE t.key = 'dqn_sweep.trial_number'"
-            ).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
+    """(trial number, status, lifecycle stage) of every trial run."""
+    return sqlite_rows_read_only(
+        db,
+        "SELECT t.value, r.status, r.lifecycle_stage FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+        "WHERE t.key = 'dqn_sweep.trial_number'",
+    )
 
 
 def test_a_stop_during_sync_ends_between_two_runs_and_the_next_sync_finishes(tmp_path):

@@ -6,7 +6,6 @@ run again once the server is back finishes the budget exactly."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps.stores.locations import open_optuna_storage
-from tests.helpers import FAST_LIVENESS
+from tests.helpers import FAST_LIVENESS, sqlite_rows_read_only
 
 pytestmark = pytest.mark.slow
 
@@ -40,18 +39,11 @@ def cluster():
 
 
 def _runs(db) -> list[tuple[str, str]]:
-    """(role, status) of every run, read without writing to the SQLite file."""
-    try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1)
-        try:
-            return conn.execute(
-                "SELECT t.value, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
-                "WHERE t.key = 'dqn_sweep.role'"
-            ).fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
+    """(role, status) of every run."""
+    return sqlite_rows_read_only(
+        db,
+        "SELECT t.value, r.status FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid WHERE t.key = 'dqn_sweep.role'",
+    )
 
 
 def test_a_postgresql_outage_mid_sweep_is_one_line_and_closes_every_run(cluster, tmp_path):
