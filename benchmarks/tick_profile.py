@@ -26,7 +26,7 @@ from pathlib import Path
 
 from dqn_core import TrainConfig, graph, replay, xla
 from dqn_core.quiet_tf import tf
-from dqn_core.stream import StreamShape, Supply, WorkItem, _Stream, train_stream
+from dqn_core.stream import StreamShape, Supply, WorkItem, _Lane, train_stream
 from sweeps.cli import DEFAULT_SWEEP
 from sweeps.study.space import load_sweep
 
@@ -46,10 +46,10 @@ def part_of(op_name: str) -> str:
     return BOOKKEEPING
 
 
-def _full_stream(slots: int, shape: StreamShape) -> _Stream:
+def _full_stream(slots: int, shape: StreamShape) -> _Lane:
     """Every slot holds a never-finishing book agent (its batch the shape's rows, at most the book's 32)."""
     config = TrainConfig(max_episodes=1_000_000, successes_to_solve=1_000_000, batch_size=min(shape.batch_rows, 32))
-    stream = _Stream(shape, slots, TICKS)
+    stream = _Lane(shape, slots, TICKS)
     stream._place([(i, WorkItem(config, i)) for i in range(slots)])
     return stream
 

@@ -6,6 +6,7 @@ its configuration (e.g. for `--help` or validation).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,6 +52,15 @@ class WorkItem:
         return f"work item (seed {self.seed}{tag})"
 
 
+def check_item(item: WorkItem) -> None:
+    """Raise ConfigError naming the item if its config is not a TrainConfig or its seed is out of range."""
+    if not isinstance(item.config, TrainConfig):
+        raise ConfigError(f"{item.describe()}: config: must be a TrainConfig, got {type(item.config).__name__}")
+    seed = item.seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"{item.describe()}: seed: must be an integer in [0, 2**32), got {seed!r}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StreamShape:
     """The compiled capacity of a stream: every work item must fit into it (`check`)."""
@@ -91,12 +101,13 @@ class StreamShape:
 
     def check(self, item: WorkItem) -> None:
         """Raise ConfigError naming the item if it does not fit this shape."""
-        c = item.config
-        if not isinstance(c, TrainConfig):
-            raise ConfigError(f"{item.describe()}: config: must be a TrainConfig, got {type(c).__name__}")
-        seed = item.seed
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < SEED_LIMIT:
-            raise ConfigError(f"{item.describe()}: seed: must be an integer in [0, 2**32), got {seed!r}")
+        check_item(item)
+        problems = self.misfits(item.config)
+        if problems:
+            raise ConfigError(f"{item.describe()} does not fit the stream: {'; '.join(problems)}")
+
+    def misfits(self, c: TrainConfig) -> list[str]:
+        """Why a config does not fit this shape, one phrase per reason; empty when it fits."""
         problems = []
         if c.env_id != self.env_id:
             problems.append(f"env_id {c.env_id!r} is not the stream's {self.env_id!r}")
@@ -109,8 +120,30 @@ class StreamShape:
             problems.append(f"updates_per_step {c.updates_per_step} exceeds the declared maximum {self.max_updates}")
         if c.double_dqn and not self.double_dqn:
             problems.append("double_dqn is on but the stream was declared without it")
-        if problems:
-            raise ConfigError(f"{item.describe()} does not fit the stream: {'; '.join(problems)}")
+        return problems
+
+    def union(self, other: StreamShape) -> StreamShape:
+        """The smallest shape that both fit into (two lanes merged into one)."""
+        return StreamShape(
+            env_id=self.env_id,
+            hidden_sizes=covering_hidden([self.hidden_sizes, other.hidden_sizes]),
+            batch_rows=max(self.batch_rows, other.batch_rows),
+            memory_size=max(self.memory_size, other.memory_size),
+            max_updates=max(self.max_updates, other.max_updates),
+            double_dqn=self.double_dqn or other.double_dqn,
+            in_graph=self.in_graph,
+        )
+
+    def step_cost(self) -> float:
+        """An estimate of one agent-step's cost in this shape, in multiply-adds, to rank lanes (not a time).
+
+        Acting is one forward pass of one row; each of the `max_updates` gradient steps is a forward and backward
+        pass (~3 forwards) of `batch_rows` rows plus the target's forward pass (two with Double DQN). Every slot of
+        a compiled population pays this, whatever its own config asks for: that is why lanes exist."""
+        sizes = self.sizes()
+        forward = sum(a * b for a, b in itertools.pairwise(sizes))
+        per_update = self.batch_rows * forward * (3 + (2 if self.double_dqn else 1))
+        return forward + self.max_updates * per_update
 
     @property
     def env(self) -> EnvSpec:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from dqn_core.config import TrainConfig
 from dqn_core.errors import ConfigError
+from dqn_core.lanes import MAX_LANES, plan_lanes
 from dqn_core.results import STOP_HOOK, STOP_MAX_EPISODES, STOP_SOLVED, EpisodeStats, TrainResult
 from dqn_core.stream import DEFAULT_TICKS_PER_CALL, StreamShape, Supply, WorkItem, train_stream
 
@@ -42,14 +43,16 @@ def train_population(
     *,
     on_episode: EpisodeHook | None = None,
     ticks_per_call: int = DEFAULT_TICKS_PER_CALL,
-    shape: StreamShape | None = None,
+    shape: StreamShape | Sequence[StreamShape] | None = None,
     in_graph: bool = True,
     slots: int | None = None,
 ) -> list[TrainResult]:
     """Train independent (config, seed) agents side by side; results come back in the order given.
 
-    `shape` may declare a larger compiled shape than the members need, so several
-    populations of a sweep reuse one compiled graph. Results do not depend on it. `in_graph=False` steps an env
+    Members of different compute shapes (network, batch size, updates per step, Double DQN) train in lanes, one
+    compiled population each (`dqn_core.lanes`). `shape` instead declares the compiled shape (or lanes) for all,
+    possibly larger than the members need, so several populations of a sweep reuse compiled graphs. Results do not
+    depend on either. `in_graph=False` steps an env
     that has an in-graph port on the host instead (`StreamShape.in_graph`; a given `shape` is taken as it is).
     `slots` trains at most that many at once, each freed slot refilled with the next member (what fits in memory:
     `dqn_core.memory.slots_that_fit`); results do not depend on it either, bit for bit.
@@ -59,8 +62,6 @@ def train_population(
     for _, seed in members:
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ConfigError(f"seed: must be a non-negative integer, got {seed!r}")
-    if shape is None:
-        shape = StreamShape.covering([config for config, _ in members], in_graph=in_graph)
     pending = iter([WorkItem(config, seed, tag=index) for index, (config, seed) in enumerate(members)])
     results: list[TrainResult | None] = [None] * len(members)
 
@@ -72,5 +73,9 @@ def train_population(
 
     hook = None if on_episode is None else (lambda item, stats: on_episode(item.tag, stats))
     slots = len(members) if slots is None else min(slots, len(members))
-    train_stream(source, shape=shape, slots=slots, on_episode=hook, on_done=deliver, ticks_per_call=ticks_per_call)
+    configs = [config for config, _ in members]
+    # One lane per compute shape among the members (none pays for another's network or minibatch), at most one
+    # per slot.
+    lanes = shape or plan_lanes(configs, cap=min(MAX_LANES, slots), in_graph=in_graph).shapes
+    train_stream(source, shape=lanes, slots=slots, on_episode=hook, on_done=deliver, ticks_per_call=ticks_per_call)
     return [r for r in results if r is not None]

@@ -8,8 +8,9 @@ from dqn_core import TrainConfig, graph, replay, rng, tail, train
 from dqn_core.errors import ConfigError
 from dqn_core.quiet_tf import tf
 from dqn_core.results import STOP_HOOK
-from dqn_core.stream import StreamError, StreamShape, Supply, WorkItem, _Stream, train_stream
+from dqn_core.stream import StreamError, StreamShape, Supply, WorkItem, _Lane, train_stream
 from dqn_core.update import UpdateHyper, dqn_update
+from tests.dqn_core.same import lone_run
 
 BOOK = TrainConfig()
 SHORT = BOOK.replace(max_episodes=3)
@@ -71,9 +72,9 @@ def test_refilled_slot_equals_a_lone_run_bit_for_bit(mixed_stream):
     by_tag = {item.tag: result for item, result in delivered}
     entered = timeline.index(("episode", "target", 1))
     assert any(kind == "done" for kind, _, _ in timeline[:entered])  # all 8 slots were taken: it reused one
-    _same(by_tag["target"], train(TARGET, seed=7))
+    _same(by_tag["target"], lone_run(TARGET, 7))
     for i in (1, 3, 6):  # neighbours with other knobs are exact too
-        _same(by_tag[f"n{i}"], train(NEIGHBOURS[i], seed=100 + i))
+        _same(by_tag[f"n{i}"], lone_run(NEIGHBOURS[i], 100 + i))
 
 
 def test_stream_drains_exactly_in_finishing_order(mixed_stream):
@@ -196,7 +197,7 @@ def test_linear_epsilon_schedule_follows_its_formula():
 def _one_tick_at_a_time(config, ticks):
     """Drive one agent through the compiled graph a tick per call, returning its state before every tick (the
     replay as a snapshot: its variables are updated in place)."""
-    stream = _Stream(StreamShape.covering([config]), 1, 1)
+    stream = _Lane(StreamShape.covering([config]), 1, 1)
     stream._place([(0, WorkItem(config, 5))])
     states = []
     for _ in range(ticks):
@@ -211,7 +212,7 @@ def test_a_call_writes_the_replay_into_the_variables_it_was_given():
     config = BOOK.replace(warmup=0)
     states = _one_tick_at_a_time(config, 3)
     assert [s.memory.count.numpy()[0] for s in states] == [0, 1, 2, 3]
-    stream = _Stream(StreamShape.covering([config]), 1, 1)
+    stream = _Lane(StreamShape.covering([config]), 1, 1)
     stream._place([(0, WorkItem(config, 5))])
     before = stream.state.memory
     stream.state, _, _ = graph.run_ticks(stream.state, stream.hyper, 3, stream.features)
@@ -236,7 +237,7 @@ def test_updates_per_step_equals_that_many_sequential_updates():
     states = _one_tick_at_a_time(config, 12)
     trained = [i for i in range(12) if states[i + 1].adam.t.numpy()[0] > states[i].adam.t.numpy()[0]]
     assert trained and all(states[i + 1].adam.t.numpy()[0] - states[i].adam.t.numpy()[0] == 3 for i in trained)
-    stream = _Stream(StreamShape.covering([config]), 1, 1)
+    stream = _Lane(StreamShape.covering([config]), 1, 1)
     stream._place([(0, WorkItem(config, 5))])
     h = stream.hyper
     hyper = UpdateHyper(h.gamma, h.learning_rate, h.batch_size, h.bootstrap_truncation, h.double_dqn, h.trainable)

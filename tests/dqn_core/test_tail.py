@@ -5,7 +5,7 @@ runs (its agents never depend on the slot count)."""
 import numpy as np
 
 from dqn_core import TrainConfig, graph, tail, train
-from dqn_core.stream import StreamShape, Supply, WorkItem, _Stream, train_stream
+from dqn_core.stream import StreamShape, Supply, WorkItem, _Lane, train_stream
 
 
 def test_a_size_already_compiled_is_moved_into_at_once():
@@ -55,7 +55,7 @@ def test_a_stream_that_rents_its_tail_equals_lone_runs(monkeypatch):
     """Compilation made (nearly) unaffordable: the tail stays in its four slots, compiles nothing new, and each
     agent still equals its lone run."""
     compacted = []
-    monkeypatch.setattr(_Stream, "_compact", lambda self, size: compacted.append(size))
+    monkeypatch.setattr(_Lane, "_compact", lambda self, size: compacted.append(size))
     monkeypatch.setattr(tail, "COMPILE_SECONDS", _Unaffordable())
     configs = [TrainConfig(max_episodes=n, hidden_sizes=(12, 12)) for n in (2, 9, 3, 4)]
     shape = StreamShape.covering(configs)
@@ -88,12 +88,12 @@ def test_a_tail_skips_to_a_size_a_lone_run_compiled_and_still_equals_lone_runs(m
     """Seven short agents and one long one in eight slots: once the seven end, the survivor moves straight into the
     two slots its lone run compiled (not through four), and every agent equals its lone run."""
     configs = [TrainConfig(max_episodes=2, hidden_sizes=(10, 10))] * 7 + [
-        TrainConfig(max_episodes=12, hidden_sizes=(10, 10))
+        TrainConfig(max_episodes=40, hidden_sizes=(10, 10))
     ]
     alone = {40 + i: train(config, seed=40 + i) for i, config in enumerate(configs)}  # compiles the 2-slot size
     moves = []
-    compact = _Stream._compact
-    monkeypatch.setattr(_Stream, "_compact", lambda self, size: (moves.append(size), compact(self, size)))
+    compact = _Lane._compact
+    monkeypatch.setattr(_Lane, "_compact", lambda self, size: (moves.append(size), compact(self, size)))
     monkeypatch.setattr(tail, "COMPILE_SECONDS", _Unaffordable())  # no new size may be bought
     results = {}
     pending = iter([WorkItem(c, 40 + i) for i, c in enumerate(configs)])

@@ -11,7 +11,7 @@ import numpy as np
 
 from dqn_core import graph, host, xla
 from dqn_core.quiet_tf import tf
-from dqn_core.stream import StreamShape, _Stream
+from dqn_core.stream import StreamShape, _Lane
 
 SPEC = tf.TensorSpec([3], tf.float32)
 
@@ -42,7 +42,7 @@ def test_compiled_ops_carry_no_stack_while_other_graphs_keep_theirs():
 
 
 def test_the_trainer_functions_are_traced_without_op_stacks():
-    stream = _Stream(StreamShape(), 1, 1)
+    stream = _Lane(StreamShape(), 1, 1)
     ticks = graph.run_ticks.compiled.get_concrete_function(stream.state, stream.hyper, 2, stream.features)
     assert _op(ticks, "StatelessWhile").traceback is None  # the tick loop, its body built inside it
     functions = (host.host_act, host.host_learn.compiled, host.port_reset)
