@@ -1,9 +1,14 @@
-"""The default sweep, timed: `sweeps/configs/default.yaml` into fresh stores in a temp dir, verdict included.
+"""A sweep, timed: `sweeps/configs/default.yaml` (or `--config`) into fresh stores in a temp dir, verdict included.
 
-Run: `.venv/bin/python benchmarks/sweep.py [--n-trials N] [--no-baseline]`. Prints the sweep's wall time, its
-(trial, seed) runs, its agent-steps/s as a ratio of a uniform population of book agents trained in the same
-process (64 agents, the sweep's slot count), a seeds-per-trial histogram, MLflow's share of the wall time and the
-verdict. The uniform figure is measured first and apart; its compilation is not counted.
+Run: `.venv/bin/python benchmarks/sweep.py [--config FILE] [--lanes N] [--n-trials N] [--no-baseline]`. Prints the
+sweep's wall time, its (trial, seed) runs, its agent-steps/s as a ratio of a uniform population of book agents
+trained in the same process (64 agents, the sweep's slot count), a seeds-per-trial histogram, MLflow's share of
+the wall time and the verdict. The uniform figure is measured after the sweep; its compilation is not counted.
+
+`--lanes N` caps the sweep's lanes (`dqn_core.lanes.MAX_LANES`; 1 compiles one shape covering the whole space, as
+before lanes). With more than one lane it also prints the ideal: the seconds the sweep's agent-steps would take,
+lane by lane, at the rate of a full uniform population compiled for that lane (`--ideal-episodes` episodes per
+agent, measured in this process after the sweep), and the sweep's rate as a share of it.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from dqn_core import graph, lanes
+from dqn_core.lanes import cheapest_fitting, describe
 from sweeps.cli import DEFAULT_SWEEP
 from sweeps.run.options import SweepOptions
 from sweeps.run.summary import describe_counts, describe_seeds
@@ -38,6 +45,51 @@ def uniform_rate(shape) -> float:
     return sum(r.total_env_steps for r in results) / seconds
 
 
+def peak_rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def steps_by_lane(options: SweepOptions) -> dict:
+    """The finished trials' agent-steps, by the lane each trial's config trains in."""
+    import optuna
+
+    from sweeps.stores.locations import open_optuna_storage
+    from sweeps.study.schema import TRIAL_ENV_STEPS, trial_config
+
+    study = optuna.load_study(study_name=options.study_name, storage=open_optuna_storage(options.storage))
+    shapes = options.lanes().shapes
+    out = dict.fromkeys(shapes, 0)
+    for trial in study.get_trials(deepcopy=False):
+        if TRIAL_ENV_STEPS in trial.user_attrs:
+            lane = shapes[cheapest_fitting(shapes, trial_config(study, trial))]
+            out[lane] += trial.user_attrs[TRIAL_ENV_STEPS]
+    return out
+
+
+def lane_rate(shape, base, episodes: int) -> float:
+    """Agent-steps/s of 64 agents using everything the lane computes (its network, minibatch, updates per step
+    and Double DQN), as one population in the lane's shape; a first run compiles and is discarded."""
+    from dqn_core.trainer import train_population
+
+    config = base.replace(
+        max_episodes=episodes,
+        hidden_sizes=shape.hidden_sizes,
+        batch_size=shape.batch_rows,
+        updates_per_step=shape.max_updates,
+        double_dqn=shape.double_dqn,
+        memory_size=shape.memory_size,
+    )
+    members = [(config, seed) for seed in UNIFORM_SEEDS]
+    train_population(members, shape=shape)
+    started = time.perf_counter()
+    results = train_population(members, shape=shape)
+    return sum(r.total_env_steps for r in results) / (time.perf_counter() - started)
+
+
 def recheck(options: SweepOptions, verdict) -> str:
     """The verdict's winner and the book again, on seeds neither the sweep nor the verdict used."""
     import optuna
@@ -60,8 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
     parser.add_argument("--no-baseline", action="store_true", help="skip the uniform population")
+    parser.add_argument("--config", default=DEFAULT_SWEEP, help="the sweep file (default: the default sweep)")
+    parser.add_argument("--lanes", type=int, default=None, help="cap on the sweep's lanes (1: one covering shape)")
+    parser.add_argument("--ideal-episodes", type=int, default=60, help="episodes per agent of each lane's rate")
     args = parser.parse_args()
-    sweep = load_sweep(DEFAULT_SWEEP)
+    if args.lanes is not None:
+        lanes.MAX_LANES = args.lanes
+    sweep = load_sweep(args.config)
     settings = sweep.study.replace(n_trials=args.n_trials)
     recheck_line = ""
     with tempfile.TemporaryDirectory() as folder:
@@ -74,14 +131,21 @@ def main() -> None:
             progress=False,
         )
         started = time.perf_counter()
+        programs = graph.TRACES["run_ticks"]
         summary = run_sweep(options)
         seconds = time.perf_counter() - started
+        compiled = graph.TRACES["run_ticks"] - programs
+        lane_steps = steps_by_lane(options)
         if summary.verdict is not None and not summary.verdict.winner_is_book:
             recheck_line = recheck(options, summary.verdict)
     tracked = summary.tracking_seconds
     rate = summary.env_steps / seconds
+    plan = options.lanes()
+    print(f"{args.config}: {len(plan.shapes)} lanes ({', '.join(describe(s) for s in plan.shapes)})")
+    print(f"  compiled programs during the sweep (lane x size, verdict included): {compiled}")
+    print(f"  peak RSS {peak_rss_mib():.0f} MiB")
     print(
-        f"default sweep: {settings.n_trials} trials, up to {settings.max_seeds} seeds each, {settings.slots} slots, "
+        f"sweep: {settings.n_trials} trials, up to {settings.max_seeds} seeds each, {settings.slots} slots, "
         f"{settings.sampler} + {settings.pruner} pruner (p < {settings.p_threshold}, after {settings.startup_seeds} "
         f"seeds), verdict on {settings.validate_seeds} unseen seeds"
     )
@@ -96,6 +160,13 @@ def main() -> None:
         print(f"  verdict: {summary.verdict.line}")
     if recheck_line:
         print(f"  the same two on {len(summary.verdict.seeds)} further unseen seeds: {recheck_line}")
+    if len(plan.shapes) > 1:
+        ideal = sum(steps / lane_rate(shape, sweep.base, args.ideal_episodes) for shape, steps in lane_steps.items())
+        share = ideal * summary.env_steps / sum(lane_steps.values()) / seconds
+        print(
+            f"  ideal (each lane's steps at its own full uniform population's rate): {ideal:.1f} s for the trials' "
+            f"steps; the sweep ran at {100 * share:.0f}% of the ideal rate (target >= 60%)"
+        )
     if args.no_baseline:
         print(f"  sweep agent-steps/s: {rate:,.0f}")
         return

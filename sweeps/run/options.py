@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dqn_core.errors import ConfigError
-from dqn_core.memory import check_this_process
+from dqn_core.lanes import LanePlan, describe
+from dqn_core.memory import check_this_process, population_memory, process_limits, tightest
 from sweeps.stores.locations import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from sweeps.stores.preflight import check_liveness, check_study_name, check_timeout
 from sweeps.study.schema import ATTR_DEFINITION, ATTR_OPTIONS, StudyOptions, recorded
@@ -48,8 +49,28 @@ class SweepOptions:
                 raise ConfigError("study name must not be empty")
         else:
             check_study_name(self.study_name)
-        # the largest population this process compiles (the verdict's streams through as many slots as fit)
-        check_this_process(self.sweep.stream_shape(), self.study.slots)
+        self.lanes()  # the populations this process compiles fit its memory (the verdict's stream as many as fit)
+
+    def lanes(self) -> LanePlan:
+        """The lanes this process's sweep streams compile (`SweepFile.stream_lanes`): one line, and a ConfigError,
+        when there are more lanes than slots; fewer lanes (merged, each merge named) when they would not all fit
+        in memory at the full slot count, down to the one covering shape, which `check_this_process` checks."""
+        plan, slots = self.sweep.stream_lanes(), self.study.slots
+        if slots < len(plan.shapes):
+            lanes = ", ".join(describe(shape) for shape in plan.shapes)
+            raise ConfigError(
+                f"--slots: must be at least the number of lanes the search space compiles ({len(plan.shapes)}: "
+                f"{lanes}), got {slots}"
+            )
+        limit = tightest(process_limits())
+        for cap in range(len(plan.shapes), 1, -1):
+            fewer = plan if cap == len(plan.shapes) else self.sweep.stream_lanes(cap=cap)
+            if limit is None or sum(population_memory(s, slots).total for s in fewer.shapes) <= limit.usable:
+                return fewer
+        covering = self.sweep.stream_shape()
+        check_this_process(covering, slots)
+        merged = () if len(plan.shapes) == 1 else (f"all {len(plan.shapes)} lanes -> {describe(covering)} (memory)",)
+        return LanePlan((covering,), plan.merges + merged)
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -152,9 +152,7 @@ def _verdict(options: SweepOptions, study: optuna.Study, tracker: StudyTracker, 
     announce = _announcer(options, log)
     if announce is not None:
         announce(f"verdict: training the winner and the book on {n} unseen seeds ...")
-    verdict = decide(
-        study, n, margin=options.study.equivalence_margin, shape=options.sweep.stream_shape(), check_stop=stop.check
-    )
+    verdict = decide(study, n, margin=options.study.equivalence_margin, check_stop=stop.check)
     stop.check()  # a stop in the verdict's last compiled call
     if verdict is not None:
         tracker.attempt(

@@ -36,7 +36,7 @@ class ValidationPlan:
     configs: tuple[tuple[str, int | None, float | None, TrainConfig], ...]
     book_index: int
     seeds: tuple[int, ...]
-    shape: StreamShape
+    shape: StreamShape | tuple[StreamShape, ...]
     slots: int
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import optuna
 
 from dqn_core.config import TrainConfig
+from dqn_core.lanes import MAX_LANES, plan_lanes
 from dqn_core.memory import process_limits, slots_that_fit, tightest
 from dqn_core.shape import StreamShape
 from sweeps.study.effect import ALPHA, DEFAULT_MARGIN, Effect, compare
@@ -100,8 +101,8 @@ def held_out_values(
 
     hook = None if check_stop is None else (lambda agent, stats: check_stop())
     members = [(config, seed) for config in configs for seed in seeds]
-    shape, slots = held_out_population(configs, len(seeds), shape=shape)
-    results = train_population(members, shape=shape, slots=slots, on_episode=hook)
+    lanes, slots = held_out_population(configs, len(seeds), shape=shape)
+    results = train_population(members, shape=lanes, slots=slots, on_episode=hook)
     out = []
     for index, config in enumerate(configs):
         mine = results[index * len(seeds) : (index + 1) * len(seeds)]
@@ -116,12 +117,17 @@ def held_out_values(
 
 def held_out_population(
     configs: Sequence[TrainConfig], n_seeds: int, *, shape: StreamShape | None = None
-) -> tuple[StreamShape, int]:
-    """The compiled shape and the slot count that train every config on `n_seeds` seeds: every agent at once, or
-    as many at a time as fit under this process's memory limit (`dqn_core.memory`); a one-line ConfigError when
-    not even the smallest population fits. Checked before anything is trained or logged."""
-    shape = shape or StreamShape.covering(configs)
-    return shape, slots_that_fit(shape, len(configs) * n_seeds, limit=tightest(process_limits()))
+) -> tuple[StreamShape | tuple[StreamShape, ...], int]:
+    """The compiled shape (the given one, else a lane per compute shape among the configs: `dqn_core.lanes`) and
+    the slot count that train every config on `n_seeds` seeds: every agent at once, or as many at a time as fit
+    under this process's memory limit (`dqn_core.memory`); a one-line ConfigError when not even the smallest
+    population fits. Checked before anything is trained or logged. Lanes hold the agents a covering shape would,
+    so the covering shape's estimate stands for them."""
+    limit = tightest(process_limits())
+    slots = slots_that_fit(shape or StreamShape.covering(configs), len(configs) * n_seeds, limit=limit)
+    if shape is not None:
+        return shape, slots
+    return plan_lanes(configs, cap=min(MAX_LANES, slots)).shapes, slots
 
 
 def decide(

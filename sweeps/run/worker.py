@@ -78,9 +78,17 @@ class SweepWorker:
         """Stream until the study holds its budget; between streams (the source ran dry while trials of other
         workers still run) look again now and then, since a dead worker's trial comes back as a retry. Returns
         notes on why it ended early (a used-up grid, the deadline)."""
+        from dqn_core.lanes import describe, lane_key
         from dqn_core.stream import StreamError, train_stream
 
-        shape = self.options.sweep.stream_shape()
+        lanes = self.options.lanes()
+        if lanes.merges:
+            wanted = len({lane_key(config) for config in self.options.sweep.lane_configs()})
+            names = ", ".join(describe(shape) for shape in lanes.shapes)
+            self.log.note(
+                f"lanes: the search space has {wanted} compute shapes; they train in {len(lanes.shapes)} compiled "
+                f"populations ({names}): a config pays for the lane it fits (README: Lanes)"
+            )
         notes = []
         with self.heartbeats:
             while finished_count(self.study) < self.settings.n_trials:
@@ -89,7 +97,7 @@ class SweepWorker:
                 try:
                     trained = train_stream(
                         self.race.next_item,
-                        shape=shape,
+                        shape=lanes.shapes,
                         slots=self.settings.slots,
                         on_episode=self.race.on_episode,
                         on_done=self._on_seed_done,

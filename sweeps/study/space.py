@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dqn_core import lanes
 from dqn_core.config import TrainConfig, coerce_value, field_names
 from dqn_core.errors import ConfigError
+from dqn_core.lanes import LanePlan, plan_lanes
 from dqn_core.shape import StreamShape
 from dqn_core.yamlfile import read_mapping
 from sweeps.study.schema import StudyOptions
@@ -31,6 +33,14 @@ from sweeps.study.schema import StudyOptions
 PARAM_KINDS = ("float", "int", "categorical")
 SHARED_IN_POPULATION = ("env_id",)  # compiled into the graph; cannot vary between trials
 SECTIONS = ("study", "trainer", "search_space")
+LANE_PARAMS = {
+    "hidden_sizes": ("categorical",),
+    "double_dqn": ("categorical",),
+    "batch_size": ("categorical", "int"),
+    "updates_per_step": ("categorical", "int"),
+}
+"""The parameters that set what a slot computes per step, each value (bucket) a compiled lane, and the kinds of
+search they allow."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +109,23 @@ class SweepFile:
         corners = [self.base.replace(**{spec.name: value}) for spec in self.space for value in _corners(spec)]
         return StreamShape.covering([self.base, *corners])
 
+    def lane_configs(self) -> list[TrainConfig]:
+        """One config per combination of the compute-setting parameters' lane values (`lane_values`), the rest the
+        base's: what `dqn_core.lanes.plan_lanes` compiles a population for, each combination weighted alike."""
+        configs = [self.base]
+        for spec in self.space:
+            if spec.name in LANE_PARAMS:
+                configs = [config.replace(**{spec.name: value}) for config in configs for value in lane_values(spec)]
+        return configs
+
+    def stream_lanes(self, *, cap: int | None = None) -> LanePlan:
+        """The lanes this sweep's stream compiles: one per combination of network, batch size, updates per step and
+        Double DQN the space can sample (integer ranges in power-of-two buckets), merged down to `cap` (default
+        `dqn_core.lanes.MAX_LANES`, read when called: 1 compiles one covering shape, as before lanes)."""
+        plan = plan_lanes(self.lane_configs(), cap=lanes.MAX_LANES if cap is None else cap)
+        memory = self.stream_shape().memory_size  # a searched replay capacity fits every lane
+        return LanePlan(tuple(replace(shape, memory_size=memory) for shape in plan.shapes), plan.merges)
+
     def book_params(self) -> dict[str, Any]:
         """The book's value of every searched parameter the space contains, as Optuna stores it: trial 0."""
         book = TrainConfig()
@@ -110,6 +137,27 @@ class SweepFile:
             return self.base.replace(**params)
         except ConfigError as exc:
             raise ConfigError(f"{self.path}: sampled parameters {dict(params)} are invalid: {exc}") from None
+
+
+def lane_values(spec: ParamSpec) -> list[Any]:
+    """The values of a compute-setting parameter that lanes are compiled for: each choice, or for an integer range
+    the powers of two inside it and its top (a sampled value trains in the lane of the next bucket up)."""
+    if spec.kind == "categorical":
+        return list(spec.choices)
+    low, high = int(spec.low), int(spec.high)
+    return [2**k for k in range(high.bit_length()) if low <= 2**k < high] + [high]
+
+
+def _check_lane_param(name: str, kind: str, where: str) -> None:
+    """A compute-setting parameter must have few enough values to compile a population per bucket of them."""
+    allowed = LANE_PARAMS.get(name)
+    if allowed is None or kind in allowed:
+        return
+    example = {"hidden_sizes": ' (choices such as ["16,16,16", "32,32"])', "double_dqn": " (choices: [false, true])"}
+    raise ConfigError(
+        f"{where}: must be {' or '.join(allowed)}{example.get(name, '')}, got type {kind}: the stream compiles a "
+        "population per value, so it cannot be a free range"
+    )
 
 
 def load_sweep(path: str | Path) -> SweepFile:
@@ -165,6 +213,7 @@ def _parse_param(name: str, body: Any, source: str) -> ParamSpec:
     kind = body.get("type")
     if kind not in PARAM_KINDS:
         raise ConfigError(f"{where}: type: must be one of {PARAM_KINDS}, got {kind!r}")
+    _check_lane_param(name, kind, where)
     if kind == "categorical":
         choices = body.get("choices")
         if not isinstance(choices, list) or not choices:

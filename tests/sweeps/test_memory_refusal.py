@@ -98,7 +98,7 @@ def test_the_verdict_streams_through_the_slots_that_fit(tmp_path):
     code = (
         "from dqn_core.config import TrainConfig; from sweeps.run.verdict import held_out_population; "
         "configs = [TrainConfig(memory_size=1_000_000), TrainConfig(memory_size=1_000_000, gamma=0.9)]; "
-        "shape, slots = held_out_population(configs, 1000); print(shape.memory_size, slots)"
+        "lanes, slots = held_out_population(configs, 1000); print(max(s.memory_size for s in lanes), slots)"
     )
     done = _capped([], cwd=tmp_path, cap=CAP, code=code)
     assert done.returncode == 0, done.stderr
@@ -122,7 +122,7 @@ def test_validate_streams_many_seeds_through_the_slots_that_fit(tiny_sweep, tmp_
         "from sweeps.study.existing import load_existing_study; "
         "study = load_existing_study('tiny', sys.argv[1], sys.argv[2]); "
         "plan = plan_validation(study, top=1000, seeds=1000); "
-        "print(len(plan.configs) * len(plan.seeds), plan.slots, plan.shape.memory_size)"
+        "print(len(plan.configs) * len(plan.seeds), plan.slots, max(s.memory_size for s in plan.shape))"
     )
     before = _files(tiny_sweep.root)
     done = _capped([f"journal:{tiny_sweep.journal}", tiny_sweep.tracking_uri], cwd=tmp_path, cap=SMALL_CAP, code=code)
