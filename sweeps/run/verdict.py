@@ -91,7 +91,7 @@ def held_out_values(
     configs: Sequence[TrainConfig],
     seeds: Sequence[int],
     *,
-    shape: StreamShape | None = None,
+    shape: StreamShape | Sequence[StreamShape] | None = None,
     check_stop: Callable[[], None] | None = None,
 ) -> list[dict[int, float]]:
     """Train every config on every seed, as one population or a stream of as many slots as fit in memory
@@ -116,18 +116,20 @@ def held_out_values(
 
 
 def held_out_population(
-    configs: Sequence[TrainConfig], n_seeds: int, *, shape: StreamShape | None = None
+    configs: Sequence[TrainConfig], n_seeds: int, *, shape: StreamShape | Sequence[StreamShape] | None = None
 ) -> tuple[StreamShape | tuple[StreamShape, ...], int]:
-    """The compiled shape (the given one, else a lane per compute shape among the configs: `dqn_core.lanes`) and
-    the slot count that train every config on `n_seeds` seeds: every agent at once, or as many at a time as fit
-    under this process's memory limit (`dqn_core.memory`); a one-line ConfigError when not even the smallest
-    population fits. Checked before anything is trained or logged. Lanes hold the agents a covering shape would,
-    so the covering shape's estimate stands for them."""
-    limit = tightest(process_limits())
-    slots = slots_that_fit(shape or StreamShape.covering(configs), len(configs) * n_seeds, limit=limit)
-    if shape is not None:
+    """The compiled shape or lanes (the given ones, else a lane per compute shape among the configs:
+    `dqn_core.lanes`) and the slot count that train every config on `n_seeds` seeds: every agent at once, or as
+    many at a time as fit under this process's memory limit (`dqn_core.memory`); a one-line ConfigError when not
+    even the smallest population fits. Checked before anything is trained or logged. Lanes hold the agents a
+    covering shape would, so the covering shape's estimate stands for them."""
+    covering = StreamShape.covering(configs)
+    estimate = shape if isinstance(shape, StreamShape) else covering
+    slots = slots_that_fit(estimate, len(configs) * n_seeds, limit=tightest(process_limits()))
+    if isinstance(shape, StreamShape):
         return shape, slots
-    return plan_lanes(configs, cap=min(MAX_LANES, slots)).shapes, slots
+    lanes = tuple(shape) if shape is not None else plan_lanes(configs, cap=min(MAX_LANES, slots)).shapes
+    return (lanes if slots >= len(lanes) else covering), slots
 
 
 def decide(
