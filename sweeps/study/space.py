@@ -151,8 +151,8 @@ def lane_values(spec: ParamSpec) -> list[Any]:
 def _check_lane_param(name: str, kind: str, where: str) -> None:
     """A compute-setting parameter must have few enough values to compile a population per bucket of them."""
     allowed = LANE_PARAMS.get(name)
-    if allowed is None or kind in allowed:
-        return
+    if allowed is None or kind in allowed or (kind == "float" and "int" in allowed):
+        return  # (a float range of an integer knob gets the integer check's own message)
     example = {"hidden_sizes": ' (choices such as ["16,16,16", "32,32"])', "double_dqn": " (choices: [false, true])"}
     raise ConfigError(
         f"{where}: must be {' or '.join(allowed)}{example.get(name, '')}, got type {kind}: the stream compiles a "

@@ -13,7 +13,7 @@ from sweeps.study.space import lane_values, load_sweep
 
 MIXED = """
 study: {n_trials: 4, max_seeds: 2, slots: 8, seeds_in_flight: 2, sampler: tpe, pruner: wilcoxon, startup_seeds: 2,
-        seed: 5, validate_seeds: 0}
+        seed: 3, validate_seeds: 0}
 trainer: {max_episodes: 30}
 search_space:
   gamma: {type: float, low: 0.9, high: 0.999}
