@@ -17,18 +17,11 @@ import argparse
 import time
 
 import numpy as np
+from throughput import peak_rss_mib  # benchmarks/ is on the path of a script run from it
 
 from dqn_core import TrainConfig, graph, train_population
 from dqn_core.lanes import describe, plan_lanes
 from dqn_core.stream import StreamShape
-
-
-def peak_rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def timed(run) -> tuple[float, list]:

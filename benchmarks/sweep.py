@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from throughput import peak_rss_mib  # benchmarks/ is on the path of a script run from it
+
 from dqn_core import graph, lanes
 from dqn_core.lanes import cheapest_fitting, describe
 from sweeps.cli import DEFAULT_SWEEP
@@ -43,14 +45,6 @@ def uniform_rate(shape) -> float:
     results = train_population(members, shape=shape)
     seconds = time.perf_counter() - started
     return sum(r.total_env_steps for r in results) / seconds
-
-
-def peak_rss_mib() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def steps_by_lane(options: SweepOptions) -> dict:
